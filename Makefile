@@ -1,0 +1,33 @@
+# `make demo` and `make test` bootstrap .venv from pyproject.toml on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint typecheck unit bench bench-small clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/syncd demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check syncd tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -n 2 -p no:cacheprovider
+
+test: $(STAMP)
+	$(BIN)/ruff check syncd tests
+	$(BIN)/mypy
+	$(BIN)/pytest -q -n 2 -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,238 @@
+"""The ``syncd`` command line: parse, call one core function, format. Exit codes are binding:
+0 ok, 1 run failed, 2 configuration or usage error, 3 another syncd holds the state lock."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from syncd import logs
+from syncd.config import Config, Secrets, load_config, load_secrets, resolve_path
+from syncd.engine import Progress as RunProgress
+from syncd.engine import RunResult
+from syncd.errors import ConfigError, LockHeld, StateError, SyncdError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Keep a NICE CXone outbound calling list in step with Salesforce Leads.")
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="syncd.toml (default: $SYNCD_CONFIG, else ./syncd.toml)")
+VerboseOpt = typer.Option(False, "--verbose", "-v", help="Log at DEBUG (lead data appears only there).")
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Turn syncd's errors into one clear message and the binding exit code; never a traceback."""
+    try:
+        yield
+    except ConfigError as e:
+        for problem in e.problems:
+            err.print(f"syncd: config: {problem}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    except LockHeld as e:
+        err.print(f"syncd: {e}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_LOCKED) from None
+    except (StateError, SyncdError) as e:
+        err.print(f"syncd: {e}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def _config(path: Path | None) -> Config:
+    return load_config(resolve_path(path))
+
+
+def _config_and_secrets(path: Path | None) -> tuple[Config, Secrets]:
+    config = _config(path)
+    secrets = load_secrets(config)
+    logs.add_secrets(secrets.values())
+    return config, secrets
+
+
+def _progress_bar(title: str) -> tuple[Progress, Callable[[RunProgress], None]]:
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("sent {task.fields[sent]:,} · removed {task.fields[removed]:,} · "
+                              "jobs in flight {task.fields[in_flight]} · {task.fields[phase]}"),
+                   TimeElapsedColumn(), console=err, transient=False)
+    task = bar.add_task(title, total=None, sent=0, removed=0, in_flight=0, phase="starting")
+
+    def update(p: RunProgress) -> None:
+        bar.update(task, completed=p.read, total=max(p.total, p.read) or None, sent=p.sent, removed=p.removed,
+                   in_flight=p.in_flight, phase=p.phase)
+
+    return bar, update
+
+
+def _run_line(r: RunResult) -> str:
+    return (f"run {r.run_id} {r.status}: read {r.read:,}, sent {r.sent:,}, removed {r.removed:,}, "
+            f"skipped {r.skipped:,} in {r.seconds:.1f}s" + (f" — {r.error}" if r.error else ""))
+
+
+@app.command()
+def sync(config: Path | None = ConfigOpt, verbose: bool = VerboseOpt) -> None:
+    """Run one sync now (resuming anything interrupted), with progress on a terminal."""
+    from syncd.runner import sync_once
+
+    logs.setup(logging.DEBUG if verbose else logging.INFO)
+    with errors():
+        cfg, secrets = _config_and_secrets(config)
+        if err.is_terminal:
+            bar, update = _progress_bar("sync")
+            with bar:
+                result = sync_once(cfg, secrets, on_progress=update)
+        else:
+            result = sync_once(cfg, secrets)
+    out.print(_run_line(result), markup=False, highlight=False)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def _status_table(s: dict[str, Any]) -> Table:
+    t = Table(title="syncd status", show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    d = s["daemon"]
+    t.add_row("daemon", f"running (pid {d['pid']}, heartbeat {d['heartbeat_at']})" if d["running"] else "not running")
+    t.add_row("watermark", s["watermark"] or "none (the next run reads the whole org)")
+    w = s["window"]
+    if w:
+        pos = w["position"]
+        t.add_row("open window", f"[{w['start'] or 'beginning'}, {w['end']})"
+                  + (f" at {pos['SystemModstamp']} / {pos['Id']}" if pos else ""))
+    lr = s["last_run"]
+    if lr:
+        t.add_row("last run", f"#{lr['id']} {lr['status']} started {lr['started_at']}"
+                  + (f", finished {lr['finished_at']}" if lr["finished_at"] else ""))
+        t.add_row("", f"read {lr['read']:,} · sent {lr['sent']:,} · removed {lr['removed']:,} · "
+                      f"skipped {lr['skipped']:,}")
+        if lr["error"]:
+            t.add_row("last error", str(lr["error"]))
+    le = s["leads"]
+    t.add_row("leads", f"tracked {le['tracked']:,} · on list {le['on_list']:,} · dirty {le['dirty']:,} · "
+                       f"pending removal {le['pending_removal']:,} · parked {le['parked']:,} · "
+                       f"removed {le['removed']:,}")
+    b = s["batches"]
+    t.add_row("batches", " · ".join(f"{k} {v:,}" for k, v in b.items()))
+    t.add_row("skipped", " · ".join(f"{k} {v:,}" for k, v in s["skipped"].items()) or "none")
+    return t
+
+
+@app.command()
+def status(config: Path | None = ConfigOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Where syncd stands: watermark, open window, leads, batches, skips, last run, daemon."""
+    from syncd import report
+
+    with errors():
+        snapshot = report.status(_config(config))
+    if as_json:
+        out.print_json(json.dumps(snapshot))
+    else:
+        out.print(_status_table(snapshot))
+
+
+@app.command()
+def skipped(config: Path | None = ConfigOpt, as_csv: bool = typer.Option(False, "--csv")) -> None:
+    """Leads that are not on the list, with the reason (audit)."""
+    from syncd import report
+
+    with errors():
+        rows = report.skipped(_config(config))
+        if as_csv:
+            writer = csv.writer(sys.stdout)
+            writer.writerow(["lead_id", "reason", "detail", "run_id", "modstamp"])
+            for r in rows:
+                writer.writerow([r["lead_id"], r["reason"], r["detail"], r["run_id"], r["modstamp"]])
+            return
+        t = Table("lead", "reason", "detail", "run", "SystemModstamp")
+        for r in rows:
+            t.add_row(r["lead_id"], r["reason"], r["detail"], str(r["run_id"]), r["modstamp"] or "")
+        out.print(t)
+
+
+@app.command()
+def sim(
+    port: int = typer.Option(8765, help="Port on 127.0.0.1 (0 picks a free one)."),
+    leads: int = typer.Option(1000, help="Synthetic leads to start with."),
+    seed: int = typer.Option(1, help="Seed of the synthetic org."),
+    job_delay: float = typer.Option(1.0, help="Seconds a CXone job takes to complete."),
+    api: str = typer.Option("call-lists", help="Sink the printed config uses: call-lists | contacts-batch."),
+) -> None:
+    """Start the Salesforce + CXone simulator alone and print a matching config."""
+    from syncd.sim import SIM_SECRETS, Simulator
+
+    simulator = Simulator(leads=leads, seed=seed, job_delay=job_delay, port=port)
+    url = simulator.start()
+    out.print(f"# simulator: Salesforce, CXone call-lists and contacts-batch at {url}", markup=False)
+    out.print(f"# control surface: {url}/_sim/info (leads, list, uploads, stats)", markup=False)
+    out.print("# secrets (export these):", markup=False)
+    for k, v in SIM_SECRETS.items():
+        out.print(f"#   export {k}={v}", markup=False)
+    out.print(simulator.config_toml(api=api), markup=False, highlight=False)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        simulator.stop()
+
+
+@app.command()
+def demo(
+    leads: int = typer.Option(20_000, help="Size of the simulated org."),
+    changes: int = typer.Option(300, help="Leads changed between the two syncs."),
+    seed: int = typer.Option(7),
+) -> None:
+    """Simulated org, full sync, a few hundred changes, incremental sync: no credentials needed."""
+    from syncd.demo import run_demo
+
+    logs.setup(logging.WARNING)
+    bars: dict[str, Any] = {}
+
+    def on_progress(title: str, p: RunProgress) -> None:
+        if title not in bars:
+            for bar, _ in bars.values():
+                bar.stop()
+            bar, update = _progress_bar(title)
+            bar.start()
+            bars[title] = (bar, update)
+        bars[title][1](p)
+
+    started = time.monotonic()
+    with errors():
+        summary = run_demo(leads=leads, changes=changes, seed=seed, on_progress=on_progress,
+                           on_step=lambda text: err.print(f"[dim]{text}[/dim]"))
+    for bar, _ in bars.values():
+        bar.stop()
+    t = Table(title=f"syncd demo: {summary.leads:,} simulated leads")
+    for col in ("run", "status", "read", "sent", "removed", "skipped", "uploads", "list size", "time"):
+        t.add_column(col, justify="left" if col in ("run", "status") else "right")
+    for r in summary.runs:
+        res = r.result
+        t.add_row(r.title, res.status, f"{res.read:,}", f"{res.sent:,}", f"{res.removed:,}", f"{res.skipped:,}",
+                  str(r.uploads), f"{r.list_size:,}", f"{res.seconds:.1f}s")
+    out.print(t)
+    out.print("changes made in Salesforce between runs: "
+              + ", ".join(f"{k} {v}" for k, v in sorted(summary.changes.items())), markup=False)
+    out.print("leads not on the list, by reason: "
+              + ", ".join(f"{k} {v:,}" for k, v in summary.skipped.items()), markup=False)
+    leads_now = summary.status["leads"]
+    out.print(f"on the list: {leads_now['on_list']:,}; dirty: {leads_now['dirty']:,}; "
+              f"total time {time.monotonic() - started:.1f}s", markup=False)
+    if any(not r.result.ok for r in summary.runs):
+        raise typer.Exit(EXIT_FAILED)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,352 @@
+"""The model of ``syncd.toml`` and of the secrets that never live in it.
+
+Every key is binding (DESIGN.md); unknown keys are errors so that a typo cannot pass silently.
+A bad file yields one :class:`~syncd.errors.ConfigError` holding one line per problem.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from syncd.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on 3.10
+    import tomli as tomllib
+
+DEFAULT_CONFIG = Path("syncd.toml")
+SF_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+CSV_COLUMNS = ("ExternalId", "PhoneNumber", "FirstName", "LastName", "Company", "Email", "Status",
+               "City", "State", "Zip")
+SINK_BATCH_LIMITS = {"call-lists": 500_000, "contacts-batch": 500}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(value: str) -> str:
+    """An absolute https URL, or http only to a loopback host (the simulator)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"must be an absolute https:// URL, got {value!r}")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ValueError(f"plain http:// is allowed only for loopback hosts, got {value!r}")
+    return value.rstrip("/")
+
+
+Url = Annotated[str, Field(min_length=1)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StateConfig(Section):
+    path: Path = Path("state/syncd.db")
+
+
+class ScheduleConfig(Section):
+    interval_seconds: Annotated[int, Field(ge=1)] | None = 300
+    cron: str | None = None
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> ScheduleConfig:
+        if self.cron is not None:
+            fields = self.cron.split()
+            if len(fields) != 5:
+                raise ValueError(f"cron must have 5 fields (minute hour day month weekday), got {self.cron!r}")
+        return self
+
+
+class SalesforceConfig(Section):
+    login_url: Url = "https://login.salesforce.com"
+    auth: Literal["client_credentials", "jwt_bearer", "refresh_token", "access_token"] = "client_credentials"
+    client_id: str = ""
+    username: str = ""  # the JWT bearer flow's subject
+    instance_url: str = ""  # only for auth = "access_token"
+    api_version: Annotated[str, Field(pattern=r"^\d{2,3}\.0$")] = "62.0"
+    eligible_statuses: Annotated[list[str], Field(min_length=1)] = ["Open - Not Contacted", "Working - Contacted"]
+    phone_fields: Annotated[list[str], Field(min_length=1)] = ["MobilePhone", "Phone"]
+    default_region: str = "US"
+    where: str = ""
+    lookback_seconds: Annotated[int, Field(ge=0, le=86_400 * 15)] = 300
+    lag_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60
+    page_size: Annotated[int, Field(ge=200, le=2000)] = 2000
+    max_api_usage_percent: Annotated[int, Field(ge=1, le=100)] = 80
+
+    _urls = field_validator("login_url")(check_url)
+
+    @field_validator("instance_url")
+    @classmethod
+    def _instance(cls, v: str) -> str:
+        return check_url(v) if v else v
+
+    @field_validator("phone_fields")
+    @classmethod
+    def _identifiers(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not SF_IDENTIFIER.match(name):
+                raise ValueError(f"{name!r} is not a Salesforce field name")
+        return v
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if v.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{v!r} is not a region phonenumbers knows (ISO 3166 alpha-2, e.g. US, GB)")
+        return v.upper()
+
+    @model_validator(mode="after")
+    def _auth_needs(self) -> SalesforceConfig:
+        if self.auth in ("client_credentials", "jwt_bearer", "refresh_token") and not self.client_id:
+            raise ValueError(f"client_id is required for auth = {self.auth!r}")
+        if self.auth == "jwt_bearer" and not self.username:
+            raise ValueError("username is required for auth = 'jwt_bearer'")
+        if self.auth == "access_token" and not self.instance_url:
+            raise ValueError("instance_url is required for auth = 'access_token'")
+        return self
+
+
+class CallListsConfig(Section):
+    issuer: Url = "https://cxone.niceincontact.com"
+    client_id: Annotated[str, Field(min_length=1)]
+    api_endpoint: str = ""
+    api_version: Annotated[str, Field(pattern=r"^\d{1,3}\.\d{1,2}$")] = "33.0"
+    list_id: Annotated[int, Field(ge=1)]
+    list_name: Annotated[str, Field(min_length=1)]
+    skill_id: Annotated[int, Field(ge=1)]
+    start_skill: bool = False
+    expiration_days: Annotated[int, Field(ge=0, le=3650)] = 30
+    default_time_zone: str = ""
+    columns: dict[str, str] = {}
+
+    _urls = field_validator("issuer")(check_url)
+
+    @field_validator("api_endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        return check_url(v) if v else v
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, name in v.items():
+            if key not in CSV_COLUMNS:
+                raise ValueError(f"unknown column {key!r}; known: {', '.join(CSV_COLUMNS)}")
+            if not name or any(c in name for c in ',"\r\n'):
+                raise ValueError(f"column name for {key} must be non-empty without commas, quotes or newlines")
+        return v
+
+    def header(self) -> list[str]:
+        return [self.columns.get(c, c) for c in CSV_COLUMNS]
+
+
+class ContactsBatchConfig(Section):
+    token_url: Url = "https://login.nicecxone.com/oauth2/token"  # noqa: S105 - a URL, not a secret
+    base_url: Url = "https://api.nicecxone.com"
+    client_id: Annotated[str, Field(min_length=1)]
+
+    _urls = field_validator("token_url", "base_url")(check_url)
+
+
+class CXoneConfig(Section):
+    api: Literal["call-lists", "contacts-batch"] = "call-lists"
+    batch_size: Annotated[int, Field(ge=1)] = 5000
+    max_in_flight: Annotated[int, Field(ge=1, le=64)] = 4
+    poll_interval_seconds: PositiveSeconds = 5.0
+    job_timeout_seconds: PositiveSeconds = 1800.0
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    call_lists: CallListsConfig | None = None
+    contacts_batch: ContactsBatchConfig | None = None
+
+    @model_validator(mode="after")
+    def _sink(self) -> CXoneConfig:
+        limit = SINK_BATCH_LIMITS[self.api]
+        if self.batch_size > limit:
+            raise ValueError(f"batch_size {self.batch_size} is above the {self.api} limit of {limit}")
+        if self.api == "call-lists" and self.call_lists is None:
+            raise ValueError("api = 'call-lists' needs a [cxone.call_lists] section")
+        if self.api == "contacts-batch" and self.contacts_batch is None:
+            raise ValueError("api = 'contacts-batch' needs a [cxone.contacts_batch] section")
+        return self
+
+
+class Config(Section):
+    state: StateConfig = StateConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    salesforce: SalesforceConfig
+    cxone: CXoneConfig
+
+
+SECRET_NAMES = (
+    "SYNCD_SALESFORCE_CLIENT_SECRET",
+    "SYNCD_SALESFORCE_PRIVATE_KEY_FILE",
+    "SYNCD_SALESFORCE_REFRESH_TOKEN",
+    "SYNCD_SALESFORCE_ACCESS_TOKEN",
+    "SYNCD_CXONE_CLIENT_SECRET",
+    "SYNCD_CXONE_ACCESS_KEY_ID",
+    "SYNCD_CXONE_ACCESS_KEY_SECRET",
+)
+
+
+class Secrets(BaseModel):
+    """Credentials from the environment or ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``)."""
+
+    model_config = ConfigDict(frozen=True)
+    salesforce_client_secret: SecretStr | None = None
+    salesforce_private_key: SecretStr | None = None
+    salesforce_refresh_token: SecretStr | None = None
+    salesforce_access_token: SecretStr | None = None
+    cxone_client_secret: SecretStr | None = None
+    cxone_access_key_id: SecretStr | None = None
+    cxone_access_key_secret: SecretStr | None = None
+
+    def values(self) -> list[str]:
+        """Every secret in play, for redaction and for the tests that hunt for leaks."""
+        out = []
+        for name in type(self).model_fields:
+            v = getattr(self, name)
+            if v is not None and v.get_secret_value():
+                out.append(v.get_secret_value())
+        return out
+
+
+def _read_secret(name: str, env: dict[str, str], problems: list[str]) -> str | None:
+    if env.get(name):
+        return env[name]
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if not cred_dir:
+        return None
+    path = Path(cred_dir) / name.lower()
+    if not path.exists():
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        problems.append(f"credential {path}: cannot be read ({type(e).__name__})")
+        return None
+
+
+def load_secrets(config: Config, env: dict[str, str] | None = None) -> Secrets:
+    """Collect the secrets the configured flows need; a missing one is a configuration error."""
+    env = dict(os.environ if env is None else env)
+    problems: list[str] = []
+    raw = {n: _read_secret(n, env, problems) for n in SECRET_NAMES}
+    key_pem: str | None = None
+    key_ref = raw["SYNCD_SALESFORCE_PRIVATE_KEY_FILE"]
+    if key_ref:
+        if key_ref.lstrip().startswith("-----BEGIN"):
+            key_pem = key_ref  # a credential file that holds the key itself
+        else:
+            try:
+                key_pem = Path(key_ref).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                problems.append(f"SYNCD_SALESFORCE_PRIVATE_KEY_FILE: cannot read {key_ref} ({type(e).__name__})")
+
+    def need(name: str, why: str) -> None:
+        if not raw[name]:
+            problems.append(f"{name} is not set ({why}); set it in the environment or as "
+                            f"$CREDENTIALS_DIRECTORY/{name.lower()}")
+
+    sf = config.salesforce
+    if sf.auth == "client_credentials":
+        need("SYNCD_SALESFORCE_CLIENT_SECRET", "salesforce.auth = client_credentials")
+    elif sf.auth == "jwt_bearer":
+        need("SYNCD_SALESFORCE_PRIVATE_KEY_FILE", "salesforce.auth = jwt_bearer")
+    elif sf.auth == "refresh_token":
+        need("SYNCD_SALESFORCE_REFRESH_TOKEN", "salesforce.auth = refresh_token")
+    else:
+        need("SYNCD_SALESFORCE_ACCESS_TOKEN", "salesforce.auth = access_token")
+    need("SYNCD_CXONE_CLIENT_SECRET", f"cxone.api = {config.cxone.api}")
+    if config.cxone.api == "call-lists":
+        need("SYNCD_CXONE_ACCESS_KEY_ID", "cxone.api = call-lists")
+        need("SYNCD_CXONE_ACCESS_KEY_SECRET", "cxone.api = call-lists")
+    if problems:
+        raise ConfigError(problems)
+
+    def s(v: str | None) -> SecretStr | None:
+        return SecretStr(v) if v else None
+
+    return Secrets(
+        salesforce_client_secret=s(raw["SYNCD_SALESFORCE_CLIENT_SECRET"]),
+        salesforce_private_key=s(key_pem),
+        salesforce_refresh_token=s(raw["SYNCD_SALESFORCE_REFRESH_TOKEN"]),
+        salesforce_access_token=s(raw["SYNCD_SALESFORCE_ACCESS_TOKEN"]),
+        cxone_client_secret=s(raw["SYNCD_CXONE_CLIENT_SECRET"]),
+        cxone_access_key_id=s(raw["SYNCD_CXONE_ACCESS_KEY_ID"]),
+        cxone_access_key_secret=s(raw["SYNCD_CXONE_ACCESS_KEY_SECRET"]),
+    )
+
+
+def resolve_path(path: Path | None, env: dict[str, str] | None = None) -> Path:
+    """``--config PATH``, else ``$SYNCD_CONFIG``, else ``./syncd.toml``."""
+    env = dict(os.environ if env is None else env)
+    if path is not None:
+        return path
+    if env.get("SYNCD_CONFIG"):
+        return Path(env["SYNCD_CONFIG"])
+    return DEFAULT_CONFIG
+
+
+def _format_error(err: Any, origin: str) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return f"{origin}: {loc}: unknown key (check its spelling against syncd.example.toml)"
+    if err["type"] == "missing":
+        return f"{origin}: {loc}: required key is missing"
+    got = err.get("input")
+    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    return f"{origin}: {loc}: {msg}{shown}"
+
+
+def parse_config(data: dict[str, Any], origin: str = "syncd.toml") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError([_format_error(err, origin) for err in e.errors()]) from None
+
+
+def config_from_text(text: str, origin: str) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{origin}: not valid TOML: {e}"]) from None
+    return parse_config(data, origin)
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate ``path``; relative state paths stay relative to the working directory."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such configuration file (copy syncd.example.toml to start)"]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([f"{path}: cannot be read ({type(e).__name__})"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
+    cfg = parse_config(data, str(path))
+    state_dir = os.environ.get("STATE_DIRECTORY")
+    if state_dir and "path" not in data.get("state", {}):
+        # Under systemd the default database lives in the unit's StateDirectory.
+        cfg = cfg.model_copy(update={"state": StateConfig(path=Path(state_dir.split(":")[0]) / "syncd.db")})
+    return cfg

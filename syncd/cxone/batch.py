@@ -1,0 +1,75 @@
+"""The tutorial's v2 contacts batch API (``cxone.api = "contacts-batch"``). It cannot remove."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from syncd.config import ContactsBatchConfig, Secrets
+from syncd.cxone import JobResult
+from syncd.cxone.auth import TokenCache, authorised, token_request
+from syncd.errors import ProtocolError
+from syncd.http import json_object
+from syncd.transform import Contact, batch_contact
+
+REMOTE = "cxone-batch"
+SCOPE = "contact-center:contacts:write contact-center:contacts:read contact-center:lists:write"
+
+
+class ContactsBatchSink:
+    name = "contacts-batch"
+    can_remove = False
+    max_record_chars: int | None = None
+
+    def __init__(self, cfg: ContactsBatchConfig, secrets: Secrets, session: requests.Session,
+                 now: Callable[[], datetime]) -> None:
+        self.cfg = cfg
+        self.secrets = secrets
+        self.session = session
+        self.tokens = TokenCache(self._fetch_token, now)
+        self.calls = 0
+
+    def _fetch_token(self) -> tuple[str, int]:
+        assert self.secrets.cxone_client_secret is not None
+        body = token_request(self.session, self.cfg.token_url, REMOTE, data={
+            "grant_type": "client_credentials", "client_id": self.cfg.client_id,
+            "client_secret": self.secrets.cxone_client_secret.get_secret_value(), "scope": SCOPE})
+        self.calls += 1
+        expires = body.get("expires_in", 3600)
+        return str(body["access_token"]), int(expires) if isinstance(expires, int | float) else 3600
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        self.calls += 1
+        resp = authorised(self.session, self.tokens, method, f"{self.cfg.base_url}{path}", REMOTE, **kwargs)
+        return json_object(resp, REMOTE, "job_id", "status")
+
+    def render(self, contact: Contact) -> str:
+        return json.dumps(batch_contact(contact), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def upload(self, file_name: str, payloads: Sequence[str]) -> str:
+        contacts = [json.loads(p) for p in payloads]
+        body = self._call("POST", "/v2/contact-center/contacts/batch", json={"contacts": contacts})
+        return str(body["job_id"])
+
+    def job_status(self, job_id: str) -> JobResult:
+        body = self._call("GET", f"/v2/contact-center/contacts/batch/{quote(job_id, safe='')}")
+        status = body["status"]
+        if status == "COMPLETED":
+            return JobResult("completed", f"{body.get('failed_records', 0)} failed records")
+        if status == "FAILED":
+            return JobResult("failed", "CXone reported the batch FAILED")
+        if status in ("PROCESSING", "PENDING", "QUEUED"):
+            return JobResult("pending")
+        raise ProtocolError(f"unknown batch status {str(status)[:30]!r}", remote=REMOTE, method="GET",
+                            path="/v2/contact-center/contacts/batch")
+
+    def remove(self, external_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+        raise NotImplementedError("the contacts-batch API has no removal call")
+
+    def describe(self) -> dict[str, object]:
+        return {"api": "contacts-batch", "base_url": self.cfg.base_url}

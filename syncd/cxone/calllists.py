@@ -1,0 +1,147 @@
+"""NICE CXone Admin API calling lists: upload a CSV, poll its job, remove prospects."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import jwt
+import requests
+
+from syncd.config import CallListsConfig, Secrets, check_url
+from syncd.cxone import JobResult
+from syncd.cxone.auth import TokenCache, authorised, token_request
+from syncd.errors import AuthFailed, ProtocolError
+from syncd.http import json_object, raise_for_status, send
+from syncd.transform import Contact, csv_line, csv_values
+
+REMOTE = "cxone"
+MAX_RECORD_CHARS = 512
+
+
+class CallListsSink:
+    name = "call-lists"
+    can_remove = True
+    max_record_chars: int | None = MAX_RECORD_CHARS
+
+    def __init__(self, cfg: CallListsConfig, secrets: Secrets, session: requests.Session,
+                 now: Callable[[], datetime]) -> None:
+        self.cfg = cfg
+        self.secrets = secrets
+        self.session = session
+        self.now = now
+        self.header = csv_line(cfg.header())
+        self.api_endpoint = cfg.api_endpoint or None
+        self.tokens = TokenCache(self._fetch_token, now)
+        self.calls = 0
+
+    # -- auth and discovery ---------------------------------------------------------------------
+    def _discover(self, suffix: str, *keys: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        resp = send(self.session, "GET", f"{self.cfg.issuer}/.well-known/{suffix}", REMOTE, params=params)
+        self.calls += 1
+        raise_for_status(resp, REMOTE)
+        return json_object(resp, REMOTE, *keys)
+
+    def _fetch_token(self) -> tuple[str, int]:
+        token_endpoint = self._discover("openid-configuration", "token_endpoint")["token_endpoint"]
+        try:
+            token_endpoint = check_url(str(token_endpoint))
+        except ValueError as e:
+            raise ProtocolError("token_endpoint from discovery is not usable", remote=REMOTE) from e
+        s = self.secrets
+        assert s.cxone_client_secret is not None
+        assert s.cxone_access_key_id is not None
+        assert s.cxone_access_key_secret is not None
+        body = token_request(
+            self.session, token_endpoint, REMOTE,
+            data={"grant_type": "password", "username": s.cxone_access_key_id.get_secret_value(),
+                  "password": s.cxone_access_key_secret.get_secret_value()},
+            auth=(self.cfg.client_id, s.cxone_client_secret.get_secret_value()))
+        self.calls += 1
+        if self.api_endpoint is None:
+            self.api_endpoint = self._endpoint_for(body.get("id_token"))
+        expires = body.get("expires_in", 3600)
+        return str(body["access_token"]), int(expires) if isinstance(expires, int | float) else 3600
+
+    def _endpoint_for(self, id_token: Any) -> str:
+        # The id_token came straight from the token endpoint over TLS: its claims are read unverified.
+        try:
+            claims = jwt.decode(str(id_token), options={"verify_signature": False})
+            tenant = str(claims["tenantId"])
+        except (jwt.PyJWTError, KeyError) as e:
+            raise AuthFailed("the token answer has no id_token with a tenantId; set cxone.call_lists."
+                             "api_endpoint to skip discovery", remote=REMOTE) from e
+        found = self._discover("cxone-configuration", "api_endpoint", params={"tenantId": tenant})
+        try:
+            return check_url(str(found["api_endpoint"]))
+        except ValueError as e:
+            raise ProtocolError("api_endpoint from cxone-configuration is not usable", remote=REMOTE) from e
+
+    def _url(self, path: str) -> str:
+        self.tokens.token()  # discovery happens with the first token
+        return f"{self.api_endpoint}/inContactAPI/services/v{self.cfg.api_version}/{path}"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = self._url(path)
+        self.calls += 1
+        return authorised(self.session, self.tokens, method, url, REMOTE, **kwargs)
+
+    # -- the sink -------------------------------------------------------------------------------
+    def render(self, contact: Contact) -> str:
+        return csv_line(csv_values(contact))
+
+    def upload(self, file_name: str, payloads: Sequence[str]) -> str:
+        text = self.header + "\r\n" + "\r\n".join(payloads) + "\r\n"
+        expiration = ""
+        if self.cfg.expiration_days:
+            expiration = (self.now() + timedelta(days=self.cfg.expiration_days)).strftime("%Y-%m-%d")
+        body = {
+            "listFile": base64.b64encode(text.encode("utf-8")).decode("ascii"),
+            "fileName": file_name,
+            "skillId": self.cfg.skill_id,
+            "forceOverwrite": True,
+            "expirationDate": expiration,
+            "startSkill": self.cfg.start_skill,
+            "sendEmail": False,
+            "defaultTimeZone": self.cfg.default_time_zone,
+        }
+        resp = self._call("POST", f"lists/call-lists/{self.cfg.list_id}/upload", json=body)
+        job = json_object(resp, REMOTE, "jobId")["jobId"]
+        if not isinstance(job, int | str) or isinstance(job, bool) or str(job) == "":
+            raise ProtocolError("jobId is not an id", remote=REMOTE, method="POST", path="upload")
+        return str(job)
+
+    def job_status(self, job_id: str) -> JobResult:
+        resp = self._call("GET", f"lists/call-lists/jobs/{quote(job_id, safe='')}")
+        jobs = json_object(resp, REMOTE, "uploadJobs")["uploadJobs"]
+        job = next((j for j in jobs if isinstance(j, dict) and str(j.get("jobId")) == job_id), None) \
+            if isinstance(jobs, list) else None
+        if job is None:
+            raise ProtocolError(f"job {job_id} is not in the answer", remote=REMOTE, method="GET",
+                                path="lists/call-lists/jobs")
+        if job.get("isCancelled") is True:
+            return JobResult("failed", "cancelled by CXone")
+        if job.get("isComplete") is True:
+            return JobResult("completed")
+        return JobResult("pending")
+
+    def remove(self, external_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+        body = {"prospectsToRemove": [{"externalId": i} for i in external_ids]}
+        resp = self._call("DELETE", f"lists/call-lists/{quote(self.cfg.list_name, safe='')}/removeProspects",
+                          json=body)
+        answer = json_object(resp, REMOTE)
+        asked = set(external_ids)
+        ok = {str(r.get("externalId")) for r in answer.get("successfulRecords") or [] if isinstance(r, dict)}
+        removed = [i for i in external_ids if i in ok]
+        # Anything not confirmed stays pending removal: silence is not success.
+        failed = [i for i in external_ids if i not in ok]
+        assert set(removed) | set(failed) == asked
+        return removed, failed
+
+    def describe(self) -> dict[str, object]:
+        resp = self._call("GET", f"lists/call-lists/{self.cfg.list_id}")
+        result = json_object(resp, REMOTE, "resultSet")["resultSet"]
+        return dict(result) if isinstance(result, dict) else {}

@@ -1,0 +1,109 @@
+"""The exception tree of syncd.
+
+Every error syncd raises on purpose is a :class:`SyncdError`. Each leaf is either *transient*
+(the run ends, state is kept, the next run retries) or *fatal* (an operator must fix something).
+Foreign errors (requests, sqlite3, pydantic) are translated once, at the boundary that meets them,
+with ``raise ... from``.
+
+::
+
+    SyncdError
+    ├── ConfigError              fatal: bad syncd.toml or missing secret          (exit 2)
+    ├── StateError               fatal: unreadable, foreign or newer state file   (exit 1)
+    │   └── LockHeld             another syncd holds the state lock               (exit 3)
+    ├── TransientError           retry at the next run
+    │   ├── RemoteUnavailable    5xx, 429, connection drops, timeouts (after retries)
+    │   ├── SessionExpired       401: re-authenticate once and repeat the call
+    │   ├── LocatorExpired       Salesforce INVALID_QUERY_LOCATOR: resume from the saved position
+    │   ├── ApiLimitReached      Salesforce REQUEST_LIMIT_EXCEEDED or usage past the configured share
+    │   └── ProtocolError        a remote answered something that is not its documented shape
+    └── FatalError               stop and say what to fix
+        ├── AuthFailed           credentials refused by a token endpoint
+        └── RemoteRejected       4xx that repeating will not cure (malformed query, bad upload)
+
+Messages name the remote, method, path and status; never a body, a token or lead data.
+"""
+
+from __future__ import annotations
+
+
+class SyncdError(Exception):
+    """Base of every error syncd raises on purpose."""
+
+    transient: bool = False
+
+
+class ConfigError(SyncdError):
+    """The configuration or a secret is unusable. ``problems`` holds one line per fault."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class StateError(SyncdError):
+    """The state database cannot be used as it is; it is left untouched."""
+
+
+class LockHeld(StateError):
+    """Another syncd process holds the single-writer lock on the state."""
+
+
+class TransientError(SyncdError):
+    transient = True
+
+
+class RemoteError(SyncdError):
+    """An HTTP exchange with a remote failed. Carries where, never what was sent."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        remote: str = "",
+        method: str = "",
+        path: str = "",
+        status: int | None = None,
+        code: str = "",
+    ) -> None:
+        self.remote = remote
+        self.method = method
+        self.path = path
+        self.status = status
+        self.code = code
+        where = " ".join(p for p in (remote, method, path) if p)
+        detail = " ".join(p for p in (str(status) if status else "", code) if p)
+        parts = [p for p in (where, detail) if p]
+        super().__init__(f"{': '.join(parts)}: {message}" if parts else message)
+
+
+class RemoteUnavailable(RemoteError, TransientError):
+    """The remote did not answer usefully (5xx, 429, timeout, dropped connection)."""
+
+
+class SessionExpired(RemoteError, TransientError):
+    """401: the session or token is no longer valid."""
+
+
+class LocatorExpired(RemoteError, TransientError):
+    """Salesforce no longer knows the query locator of a ``nextRecordsUrl``."""
+
+
+class ApiLimitReached(RemoteError, TransientError):
+    """Salesforce's API allocation is spent, or usage passed ``max_api_usage_percent``."""
+
+
+class ProtocolError(RemoteError, TransientError):
+    """A remote answered with a body that is not the documented shape."""
+
+
+class FatalError(SyncdError):
+    pass
+
+
+class AuthFailed(RemoteError, FatalError):
+    """A token endpoint refused the credentials."""
+
+
+class RemoteRejected(RemoteError, FatalError):
+    """The remote rejected the request itself; repeating it will not help."""

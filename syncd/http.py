@@ -1,0 +1,130 @@
+"""One factory for HTTP sessions and one translation of HTTP failures into syncd errors.
+
+urllib3's ``Retry`` does the transient retries (every method, 429 and 5xx, ``Retry-After`` honoured,
+jittered exponential backoff); what is left after it is mapped once, here, to the error tree.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from syncd import __version__
+from syncd.errors import (
+    ProtocolError,
+    RemoteError,
+    RemoteRejected,
+    RemoteUnavailable,
+    SessionExpired,
+)
+
+USER_AGENT = f"syncd/{__version__} (+https://github.com/syncd)"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class TimeoutSession(requests.Session):
+    """A session whose every request has a timeout unless one is given."""
+
+    def __init__(self, timeout: tuple[float, float]) -> None:
+        super().__init__()
+        self.default_timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.default_timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+def make_session(
+    *,
+    retries: int = 5,
+    backoff_factor: float = 0.5,
+    backoff_max: float = 30.0,
+    timeout: tuple[float, float] = (10.0, 120.0),
+) -> requests.Session:
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=0,
+        allowed_methods=None,  # every method: uploads are idempotent by external id
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=backoff_factor,
+        backoff_max=backoff_max,
+        backoff_jitter=backoff_factor,
+        respect_retry_after_header=True,
+        raise_on_status=False,  # the last answer reaches raise_for_status, which names it
+    )
+    session = TimeoutSession(timeout)
+    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    session.headers["Accept"] = "application/json"
+    # TLS verification is always on: nothing in syncd can turn it off.
+    session.verify = True
+    return session
+
+
+def path_of(url: str) -> str:
+    return urlsplit(url).path or "/"
+
+
+def send(session: requests.Session, method: str, url: str, remote: str, **kwargs: Any) -> requests.Response:
+    """Send one request; network failures that survived the retries become ``RemoteUnavailable``."""
+    try:
+        return session.request(method, url, **kwargs)
+    except requests.exceptions.RetryError as e:
+        raise RemoteUnavailable("gave up after repeated retries", remote=remote, method=method,
+                                path=path_of(url)) from e
+    except requests.exceptions.Timeout as e:
+        raise RemoteUnavailable("timed out", remote=remote, method=method, path=path_of(url)) from e
+    except requests.exceptions.ConnectionError as e:
+        raise RemoteUnavailable("connection failed", remote=remote, method=method, path=path_of(url)) from e
+    except requests.exceptions.RequestException as e:
+        raise RemoteUnavailable(type(e).__name__, remote=remote, method=method, path=path_of(url)) from e
+
+
+def raise_for_status(resp: requests.Response, remote: str) -> None:
+    """Map a failed answer to the error tree. The body is never quoted (it may echo data)."""
+    if resp.status_code < 400:
+        return
+    req = resp.request
+    kw: dict[str, Any] = {"remote": remote, "method": req.method or "", "path": path_of(req.url or ""),
+                          "status": resp.status_code}
+    if resp.status_code == 401:
+        raise SessionExpired("not authorised", **kw)
+    if resp.status_code in RETRY_STATUSES:
+        raise RemoteUnavailable("still failing after retries", **kw)
+    raise RemoteRejected("request rejected", **kw)
+
+
+def json_body(resp: requests.Response, remote: str) -> Any:
+    try:
+        return resp.json()
+    except (ValueError, json.JSONDecodeError) as e:
+        req = resp.request
+        raise ProtocolError("answer is not JSON", remote=remote, method=req.method or "",
+                            path=path_of(req.url or ""), status=resp.status_code) from e
+
+
+def json_object(resp: requests.Response, remote: str, *keys: str) -> dict[str, Any]:
+    """The body as a JSON object that holds ``keys``, or ``ProtocolError``."""
+    body = json_body(resp, remote)
+    req = resp.request
+    if not isinstance(body, dict):
+        raise ProtocolError("answer is not a JSON object", remote=remote, method=req.method or "",
+                            path=path_of(req.url or ""), status=resp.status_code)
+    missing = [k for k in keys if k not in body]
+    if missing:
+        raise ProtocolError(f"answer lacks {', '.join(missing)}", remote=remote, method=req.method or "",
+                            path=path_of(req.url or ""), status=resp.status_code)
+    return body
+
+
+__all__ = ["RemoteError", "json_body", "json_object", "make_session", "raise_for_status", "send"]

@@ -1,0 +1,40 @@
+"""Wire one sync run together: lock, state, HTTP session, Salesforce client, sink, engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from syncd.config import Config, Secrets
+from syncd.cxone import make_sink
+from syncd.engine import Engine, Progress, RunResult, utcnow
+from syncd.http import make_session
+from syncd.salesforce import SalesforceClient
+from syncd.store import StateLock, Store
+
+
+def sync_once(
+    config: Config,
+    secrets: Secrets,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    now: Callable[[], datetime] = utcnow,
+) -> RunResult:
+    """Run one sync under the state lock (``LockHeld`` if another syncd has it)."""
+    lock = StateLock(config.state.path)
+    lock.acquire()
+    try:
+        store = Store(config.state.path)
+        session = make_session()
+        try:
+            engine = Engine(
+                config, store, SalesforceClient(config.salesforce, secrets, session, now),
+                make_sink(config, secrets, session, now), now=now, on_progress=on_progress,
+                should_stop=should_stop)
+            return engine.run()
+        finally:
+            session.close()
+            store.close()
+    finally:
+        lock.release()

@@ -1,0 +1,276 @@
+"""The Salesforce + CXone simulator: one loopback HTTP server, real protocol, a ``/_sim`` control surface.
+
+Used by ``syncd sim``, ``syncd demo``, the tests and ``bench/``. It behaves as API-CONTRACTS.md says
+(relative ``nextRecordsUrl``, snapshots, error arrays, locators that die with their session, jobs
+that finish later), not as the client happens to need.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from syncd.sim import cxone as cx
+from syncd.sim import data
+from syncd.sim import salesforce as sf
+from syncd.sim.http import Request, Response, Router, Server
+
+SIM_SECRETS = {
+    "SYNCD_SALESFORCE_CLIENT_SECRET": sf.CLIENT_SECRET,
+    "SYNCD_CXONE_CLIENT_SECRET": cx.CLIENT_SECRET,
+    "SYNCD_CXONE_ACCESS_KEY_ID": cx.ACCESS_KEY_ID,
+    "SYNCD_CXONE_ACCESS_KEY_SECRET": cx.ACCESS_KEY_SECRET,
+}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _to_value(field: str, value: Any) -> Any:
+    if field in sf.DATE_FIELDS and isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(microsecond=0)
+    return value
+
+
+def _from_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+class Simulator:
+    def __init__(self, *, leads: int = 0, seed: int = 1, job_delay: float = 0.5, port: int = 0,
+                 now: Callable[[], datetime] = _utcnow) -> None:
+        self.lock = threading.RLock()
+        self.now = now
+        self.seed = seed
+        self.sf = sf.SalesforceSim(now=now, lock=self.lock)
+        self.cx = cx.CXoneSim(now=now, lock=self.lock, job_delay=job_delay)
+        self.stats: Counter[str] = Counter()
+        self.bytes_in: Counter[str] = Counter()
+        self.router = Router()
+        self.sf.routes(self.router)
+        self.cx.routes(self.router)
+        self._control_routes()
+        self.server = Server(self.dispatch, port=port)
+        if leads:
+            self.seed_leads(leads, seed)
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> str:
+        url = self.server.start()
+        self.sf.base_url = self.cx.base_url = url
+        return url
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> Simulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def dispatch(self, req: Request) -> tuple[Response, Callable[[], None] | None]:
+        found = self.router.match(req.method, req.path)
+        if found is None:
+            if req.path.startswith("/services/"):
+                return sf.sf_error(404, "NOT_FOUND", "The requested resource does not exist"), None
+            return Response(404, {"error": "not found"}), None
+        name, handler, params = found
+        req.params = params
+        with self.lock:
+            self.stats[name] += 1
+            self.bytes_in[name.split(".")[0]] += len(req.body)
+        try:
+            return handler(req), None
+        except Exception:  # the simulator answers as a broken server would, and says why on stderr
+            traceback.print_exc()
+            return Response(500, {"error": "simulator error"}), None
+
+    # -- configuration a client needs -----------------------------------------------------------------
+    def config_toml(self, *, api: str = "call-lists", state_path: str = "state/syncd.db",
+                    batch_size: int | None = None, lag_seconds: int = 0, poll_interval: float = 0.2) -> str:
+        size = batch_size or (500 if api == "contacts-batch" else 5000)
+        return f"""\
+[state]
+path = "{state_path}"
+
+[schedule]
+interval_seconds = 60
+
+[salesforce]
+login_url = "{self.url}"
+auth = "client_credentials"
+client_id = "{sf.CLIENT_ID}"
+eligible_statuses = ["Open - Not Contacted", "Working - Contacted"]
+phone_fields = ["MobilePhone", "Phone"]
+default_region = "US"
+lookback_seconds = 300
+lag_seconds = {lag_seconds}
+page_size = 2000
+
+[cxone]
+api = "{api}"
+batch_size = {size}
+max_in_flight = 4
+poll_interval_seconds = {poll_interval}
+job_timeout_seconds = 120
+max_attempts = 3
+
+[cxone.call_lists]
+issuer = "{self.url}"
+client_id = "{cx.CLIENT_ID}"
+list_id = 1234
+list_name = "Salesforce Leads"
+skill_id = 5678
+
+[cxone.contacts_batch]
+token_url = "{self.url}/oauth2/token"
+base_url = "{self.url}"
+client_id = "{cx.CLIENT_ID}"
+"""
+
+    # -- leads ------------------------------------------------------------------------------------------
+    def seed_leads(self, count: int, seed: int) -> None:
+        with self.lock:
+            self.sf.leads = {lead["Id"]: lead for lead in data.generate(count, seed, self.now())}
+
+    def upsert_leads(self, leads: list[dict[str, Any]], modstamp: datetime | None = None) -> list[str]:
+        stamp = (modstamp or self.now()).replace(microsecond=0)
+        ids = []
+        with self.lock:
+            for fields in leads:
+                values = {k: _to_value(k, v) for k, v in fields.items()}
+                lead_id = values.get("Id")
+                if lead_id in self.sf.leads:
+                    lead = self.sf.leads[lead_id]
+                else:
+                    rng = random.Random(f"{self.seed}:{len(self.sf.leads)}")
+                    n = len(self.sf.leads) + 1
+                    while data.lead_id(n) in self.sf.leads:
+                        n += 1
+                    lead = data.make_lead(rng, n, stamp)
+                    if lead_id:
+                        lead["Id"] = lead_id
+                    self.sf.leads[lead["Id"]] = lead
+                lead.update(values)
+                lead["SystemModstamp"] = lead["LastModifiedDate"] = values.get("SystemModstamp", stamp)
+                ids.append(lead["Id"])
+        return ids
+
+    def mutate(self, count: int, seed: int, new: int = 0, modstamp: datetime | None = None) -> dict[str, int]:
+        """Apply ``count`` realistic changes and ``new`` new leads; returns how many of each kind."""
+        rng = random.Random(seed)
+        kinds: Counter[str] = Counter()
+        with self.lock:
+            live = sorted(i for i, lead in self.sf.leads.items() if not lead.get("IsDeleted"))
+            changes = []
+            for lead_id in rng.sample(live, min(count, len(live))):
+                kind, fields = data.mutation(rng, self.sf.leads[lead_id])
+                kinds[kind] += 1
+                changes.append({"Id": lead_id, **fields})
+            for _ in range(new):
+                kinds["new"] += 1
+                changes.append({})
+            self.upsert_leads(changes, modstamp)
+        return dict(kinds)
+
+    def leads(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [{k: _from_value(v) for k, v in lead.items()} for lead in self.sf.leads.values()]
+
+    # -- the control surface ----------------------------------------------------------------------------
+    def _control_routes(self) -> None:
+        r = self.router
+        r.add("GET", "/_sim/info", "sim.info", lambda q: Response(200, self.info()))
+        r.add("GET", "/_sim/leads", "sim.leads", lambda q: Response(200, {"leads": self.leads()}))
+        r.add("POST", "/_sim/leads", "sim.upsert", self._c_upsert)
+        r.add("POST", "/_sim/mutate", "sim.mutate", self._c_mutate)
+        r.add("POST", "/_sim/seed", "sim.seed", self._c_seed)
+        r.add("POST", "/_sim/config", "sim.config", self._c_config)
+        r.add("POST", "/_sim/revoke", "sim.revoke", self._c_revoke)
+        r.add("GET", "/_sim/cxone/list", "sim.list", self._c_list)
+        r.add("GET", "/_sim/cxone/contacts", "sim.contacts", self._c_contacts)
+        r.add("GET", "/_sim/cxone/uploads", "sim.uploads", self._c_uploads)
+        r.add("POST", "/_sim/cxone/cancel", "sim.cancel", self._c_cancel)
+        r.add("GET", "/_sim/stats", "sim.stats", lambda q: Response(200, self.stats_view()))
+
+    def info(self) -> dict[str, Any]:
+        return {"url": self.url, "salesforce": {"login_url": self.url, "client_id": sf.CLIENT_ID},
+                "cxone": {"issuer": self.url, "client_id": cx.CLIENT_ID, "list_id": 1234, "skill_id": 5678,
+                          "token_url": f"{self.url}/oauth2/token", "base_url": self.url},
+                "leads": len(self.sf.leads), "job_delay": self.cx.job_delay}
+
+    def stats_view(self) -> dict[str, Any]:
+        with self.lock:
+            return {"calls": dict(self.stats), "bytes_in": dict(self.bytes_in), "api_used": self.sf.api_used,
+                    "queries": self.sf.queries}
+
+    def _c_upsert(self, req: Request) -> Response:
+        body = req.json() or {}
+        stamp = _to_value("SystemModstamp", body["modstamp"]) if body.get("modstamp") else None
+        return Response(200, {"ids": self.upsert_leads(list(body.get("leads", [])), stamp)})
+
+    def _c_mutate(self, req: Request) -> Response:
+        body = req.json() or {}
+        stamp = _to_value("SystemModstamp", body["modstamp"]) if body.get("modstamp") else None
+        return Response(200, {"changes": self.mutate(int(body.get("count", 100)), int(body.get("seed", 2)),
+                                                     int(body.get("new", 0)), stamp)})
+
+    def _c_seed(self, req: Request) -> Response:
+        body = req.json() or {}
+        self.seed_leads(int(body.get("count", 1000)), int(body.get("seed", self.seed)))
+        return Response(200, {"leads": len(self.sf.leads)})
+
+    def _c_config(self, req: Request) -> Response:
+        body = req.json() or {}
+        with self.lock:
+            for key, target, attr in (("job_delay", self.cx, "job_delay"), ("max_page_size", self.sf, "max_page_size"),
+                                      ("locator_ttl", self.sf, "locator_ttl"), ("api_limit", self.sf, "api_limit"),
+                                      ("api_used", self.sf, "api_used")):
+                if key in body:
+                    setattr(target, attr, type(getattr(target, attr))(body[key]))
+        return Response(200, self.info())
+
+    def _c_revoke(self, req: Request) -> Response:
+        which = (req.json() or {}).get("which", "all")
+        if which in ("salesforce", "all"):
+            self.sf.revoke()
+        if which in ("cxone", "all"):
+            self.cx.revoke()
+        return Response(200, {"revoked": which})
+
+    def _c_list(self, req: Request) -> Response:
+        with self.lock:
+            self.cx.settle()
+            target = self.cx.lists[int(req.arg("list_id", "1234"))]
+            return Response(200, {"records": target.records, "invalid": target.invalid})
+
+    def _c_contacts(self, req: Request) -> Response:
+        with self.lock:
+            self.cx.settle()
+            return Response(200, {"contacts": self.cx.contacts})
+
+    def _c_uploads(self, req: Request) -> Response:
+        with self.lock:
+            return Response(200, {"uploads": self.cx.uploads, "removals": self.cx.removals})
+
+    def _c_cancel(self, req: Request) -> Response:
+        body = req.json() or {}
+        with self.lock:
+            job = self.cx.jobs.get(str(body.get("job_id"))) or self.cx.batch_jobs.get(str(body.get("job_id")))
+            if job is None:
+                return Response(404, {"error": "job not found"})
+            job.cancelled = True
+            return Response(200, {"cancelled": job.job_id})
+

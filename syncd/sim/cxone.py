@@ -1,0 +1,311 @@
+"""Simulated NICE CXone: Admin API calling lists (with OpenID discovery) and the v2 contacts batch API."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import re
+import secrets
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import jwt
+
+from syncd.sim.http import Request, Response, Router
+
+CLIENT_ID = "sim-cxone-client"
+CLIENT_SECRET = "sim-cxone-secret-41f0"
+ACCESS_KEY_ID = "sim-access-key-id"
+ACCESS_KEY_SECRET = "sim-access-key-secret-9b7e"
+TENANT_ID = "11eb0000-sim0-tenant"
+BATCH_SCOPE = "contact-center:contacts:write"
+DEFAULT_COLUMNS = ["ExternalId", "PhoneNumber", "FirstName", "LastName", "Company", "Email", "Status", "City",
+                   "State", "Zip"]
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+MAX_RECORD = 512
+MAX_BATCH = 500
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class CallList:
+    list_id: int
+    name: str
+    columns: list[str]  # the list's mapping: which CSV column names it expects, in canonical order
+    records: dict[str, dict[str, str]] = field(default_factory=dict)
+    invalid: int = 0
+
+
+@dataclass
+class Job:
+    job_id: str
+    submitted: datetime
+    complete_at: datetime | None  # None: never completes
+    rows: list[dict[str, str]]
+    file_name: str = ""
+    list_id: int = 0
+    cancelled: bool = False
+    applied: bool = False
+    failed_records: int = 0
+
+
+@dataclass
+class CXoneSim:
+    now: Callable[[], datetime]
+    lock: threading.RLock
+    base_url: str = ""
+    job_delay: float = 0.5
+    tokens: set[str] = field(default_factory=set)
+    lists: dict[int, CallList] = field(default_factory=dict)
+    jobs: dict[str, Job] = field(default_factory=dict)
+    uploads: list[dict[str, Any]] = field(default_factory=list)
+    removals: list[dict[str, Any]] = field(default_factory=list)
+    contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batch_jobs: dict[str, Job] = field(default_factory=dict)
+    next_job: int = 1000
+    signing_key: str = field(default_factory=lambda: secrets.token_hex(32))
+
+    def __post_init__(self) -> None:
+        self.lists[1234] = CallList(1234, "Salesforce Leads", list(DEFAULT_COLUMNS))
+
+    def routes(self, r: Router) -> None:
+        r.add("GET", "/.well-known/openid-configuration", "cxone.openid", self.openid)
+        r.add("GET", "/.well-known/cxone-configuration", "cxone.discovery", self.discovery)
+        r.add("POST", "/auth/token", "cxone.token", self.token)
+        api = "/inContactAPI/services/v{ver}/lists/call-lists"
+        r.add("POST", api + "/{list_id}/upload", "cxone.upload", self.upload)
+        r.add("GET", api + "/jobs/{job_id}", "cxone.job", self.job)
+        r.add("DELETE", api + "/{list_name}/removeProspects", "cxone.remove", self.remove)
+        r.add("GET", api + "/{list_id}", "cxone.list", self.list_info)
+        r.add("POST", "/oauth2/token", "batch.token", self.batch_token)
+        r.add("POST", "/v2/contact-center/contacts/batch", "batch.submit", self.batch_submit)
+        r.add("GET", "/v2/contact-center/contacts/batch/{job_id}", "batch.job", self.batch_job)
+
+    # -- auth -------------------------------------------------------------------------------------------
+    def openid(self, req: Request) -> Response:
+        return Response(200, {"issuer": self.base_url, "token_endpoint": f"{self.base_url}/auth/token",
+                              "authorization_endpoint": f"{self.base_url}/auth/authorize",
+                              "jwks_uri": f"{self.base_url}/.well-known/jwks"})
+
+    def discovery(self, req: Request) -> Response:
+        if req.arg("tenantId") != TENANT_ID:
+            return Response(404, {"error": "tenant_not_found"})
+        return Response(200, {"api_endpoint": self.base_url, "area": "na1", "tenantId": TENANT_ID,
+                              "ui_endpoint": self.base_url})
+
+    def token(self, req: Request) -> Response:
+        basic = req.headers.get("authorization", "")
+        try:
+            client_id, _, client_secret = base64.b64decode(basic[6:]).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            client_id = client_secret = ""
+        form = req.form()
+        if not basic.startswith("Basic ") or (client_id, client_secret) != (CLIENT_ID, CLIENT_SECRET):
+            return Response(401, {"error": "invalid_client", "error_description": "client authentication failed"})
+        if form.get("grant_type") != "password":
+            return Response(400, {"error": "unsupported_grant_type", "errorDescription": "use grant_type=password"})
+        if (form.get("username"), form.get("password")) != (ACCESS_KEY_ID, ACCESS_KEY_SECRET):
+            return Response(400, {"error": "invalid_grant", "error_description": "invalid access key"})
+        token = "cx-" + secrets.token_urlsafe(24)
+        with self.lock:
+            self.tokens.add(token)
+        now = int(self.now().timestamp())
+        id_token = jwt.encode({"iss": self.base_url, "sub": "user:sim", "tenantId": TENANT_ID, "iat": now,
+                               "exp": now + 3600}, self.signing_key, algorithm="HS256")
+        return Response(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600,
+                              "refresh_token": "rt-" + secrets.token_urlsafe(16), "id_token": id_token})
+
+    def revoke(self) -> None:
+        with self.lock:
+            self.tokens.clear()
+
+    def _authed(self, req: Request) -> bool:
+        header = req.headers.get("authorization", "")
+        return header.startswith("Bearer ") and header[7:] in self.tokens
+
+    # -- jobs ---------------------------------------------------------------------------------------------
+    def settle(self) -> None:
+        """Apply every job whose processing time has passed (called under the lock)."""
+        now = self.now()
+        for job in self.jobs.values():
+            if not job.applied and not job.cancelled and job.complete_at is not None and now >= job.complete_at:
+                target = self.lists[job.list_id]
+                for row in job.rows:
+                    target.records[row["ExternalId"]] = row
+                job.applied = True
+        for job in self.batch_jobs.values():
+            if not job.applied and not job.cancelled and job.complete_at is not None and now >= job.complete_at:
+                for row in job.rows:
+                    self.contacts[row["external_id"]] = row
+                job.applied = True
+
+    def _new_job(self, rows: list[dict[str, Any]], **kw: Any) -> Job:
+        self.next_job += 1
+        now = self.now()
+        return Job(job_id=str(self.next_job), submitted=now, complete_at=now + timedelta(seconds=self.job_delay),
+                   rows=rows, **kw)
+
+    # -- call lists -----------------------------------------------------------------------------------------
+    def _list(self, key: str) -> CallList | None:
+        if key.isdigit() and int(key) in self.lists:
+            return self.lists[int(key)]
+        return next((c for c in self.lists.values() if c.name == key), None)
+
+    def upload(self, req: Request) -> Response:
+        if not self._authed(req):
+            return Response(401, {"error": "Unauthorized"})
+        with self.lock:
+            target = self._list(req.params["list_id"])
+            if target is None or not req.params["list_id"].isdigit():
+                return Response(404, {"error": "list not found"})
+            body = req.json()
+            if not isinstance(body, dict) or not isinstance(body.get("skillId"), int) \
+                    or not isinstance(body.get("listFile"), str) or not body.get("fileName"):
+                return Response(400, {"error": "listFile, fileName and skillId are required"})
+            try:
+                text = base64.b64decode(body["listFile"], validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return Response(400, {"error": "listFile is not base64 of a UTF-8 file"})
+            lines = text.splitlines()
+            reader = csv.reader(io.StringIO(text))
+            header = next(reader, [])
+            if header != target.columns[: len(header)] or not {target.columns[0], target.columns[1]} <= set(header):
+                return Response(400, {"error": "the file header does not match the list's column mapping"})
+            rows, invalid = [], 0
+            for line, values in zip(lines[1:], reader, strict=False):
+                record = dict(zip(DEFAULT_COLUMNS, values, strict=False))
+                phone = record.get("PhoneNumber", "")
+                if len(line) > MAX_RECORD or not record.get("ExternalId") or not E164.match(phone):
+                    invalid += 1
+                    continue
+                rows.append(record)
+            target.invalid += invalid
+            job = self._new_job(rows, file_name=str(body["fileName"]), list_id=target.list_id)
+            self.jobs[job.job_id] = job
+            self.uploads.append({"jobId": job.job_id, "fileName": job.file_name, "rows": len(rows) + invalid,
+                                 "invalid": invalid, "externalIds": [r["ExternalId"] for r in rows],
+                                 "bytes": len(req.body), "at": iso(job.submitted)})
+            return Response(202, {"jobId": int(job.job_id)})
+
+    def job(self, req: Request) -> Response:
+        if not self._authed(req):
+            return Response(401, {"error": "Unauthorized"})
+        with self.lock:
+            self.settle()
+            job = self.jobs.get(req.params["job_id"])
+            if job is None:
+                return Response(404, {"error": "job not found"})
+            target = self.lists[job.list_id]
+            return Response(200, {"uploadJobs": [{
+                "jobId": int(job.job_id), "listId": job.list_id, "listName": target.name,
+                "startDate": iso(job.submitted), "submitDate": iso(job.submitted), "isComplete": job.applied,
+                "isCancelled": job.cancelled,
+                "completedDate": iso(job.complete_at) if job.applied and job.complete_at else None}]})
+
+    def list_info(self, req: Request) -> Response:
+        if not self._authed(req):
+            return Response(401, {"error": "Unauthorized"})
+        with self.lock:
+            self.settle()
+            target = self._list(req.params["list_id"])
+            if target is None:
+                return Response(404, {"error": "list not found"})
+            n = len(target.records)
+            return Response(200, {"resultSet": {"listId": target.list_id, "listName": target.name, "status": "Active",
+                                                "totalRecords": n + target.invalid, "validRecords": n,
+                                                "invalidRecords": target.invalid, "finalizedRecords": n}})
+
+    def remove(self, req: Request) -> Response:
+        if not self._authed(req):
+            return Response(401, {"error": "Unauthorized"})
+        with self.lock:
+            self.settle()
+            target = self._list(req.params["list_name"])
+            body = req.json()
+            if target is None:
+                return Response(404, {"error": "list not found"})
+            if not isinstance(body, dict) or not isinstance(body.get("prospectsToRemove"), list):
+                return Response(400, {"error": "prospectsToRemove is required"})
+            ok, failed = [], []
+            for item in body["prospectsToRemove"]:
+                ext = str(item.get("externalId", "")) if isinstance(item, dict) else ""
+                if ext in target.records:
+                    del target.records[ext]
+                    ok.append({"externalId": ext, "resultCode": "Success"})
+                else:
+                    failed.append({"externalId": ext, "resultCode": "NotFound"})
+            self.removals.append({"removed": [r["externalId"] for r in ok], "failed": [r["externalId"] for r in failed],
+                                  "at": iso(self.now())})
+            return Response(200, {"successfulRecords": ok, "failedRecords": failed})
+
+    # -- contacts batch ------------------------------------------------------------------------------------
+    def batch_token(self, req: Request) -> Response:
+        form = req.form()
+        if form.get("grant_type") != "client_credentials":
+            return Response(400, {"error": "unsupported_grant_type"})
+        if (form.get("client_id"), form.get("client_secret")) != (CLIENT_ID, CLIENT_SECRET):
+            return Response(401, {"error": "invalid_client"})
+        scopes = set(form.get("scope", "").split())
+        if BATCH_SCOPE not in scopes:
+            return Response(403, {"error": "insufficient_scope"})
+        token = "cxb-" + secrets.token_urlsafe(24)
+        with self.lock:
+            self.tokens.add(token)
+        return Response(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600,
+                              "scope": " ".join(sorted(scopes))})
+
+    def _batch_view(self, job: Job) -> dict[str, Any]:
+        status = "FAILED" if job.cancelled else "COMPLETED" if job.applied else "PROCESSING"
+        view: dict[str, Any] = {"job_id": job.job_id, "status": status, "created_time": iso(job.submitted),
+                                "total_records": len(job.rows),
+                                "processed_records": len(job.rows) if job.applied else 0}
+        if job.applied or job.cancelled:
+            view["failed_records"] = len(job.rows) if job.cancelled else 0
+            view["completed_time"] = iso(job.complete_at or self.now())
+        return view
+
+    def batch_submit(self, req: Request) -> Response:
+        if not self._authed(req):
+            return Response(401, {"error": "Unauthorized"})
+        body = req.json()
+        contacts = body.get("contacts") if isinstance(body, dict) else None
+        if not isinstance(contacts, list) or not contacts:
+            return Response(400, {"error": "contacts must be a non-empty list"})
+        if len(contacts) > MAX_BATCH:
+            return Response(400, {"error": f"at most {MAX_BATCH} contacts per batch"})
+        seen: set[str] = set()
+        for c in contacts:
+            phones = c.get("phone_numbers") if isinstance(c, dict) else None
+            ext = c.get("external_id") if isinstance(c, dict) else None
+            if not isinstance(ext, str) or not ext or not isinstance(phones, list) or not phones \
+                    or not all(isinstance(p, dict) and E164.match(str(p.get("number", ""))) for p in phones):
+                return Response(400, {"error": "malformed contact"})
+            if ext in seen:
+                return Response(400, {"error": f"duplicate external_id {ext} in one batch"})
+            seen.add(ext)
+        with self.lock:
+            job = self._new_job(contacts)
+            job.job_id = str(uuid.uuid4())
+            self.batch_jobs[job.job_id] = job
+            self.uploads.append({"jobId": job.job_id, "fileName": "", "rows": len(contacts), "invalid": 0,
+                                 "externalIds": sorted(seen), "bytes": len(req.body), "at": iso(job.submitted)})
+            return Response(202, self._batch_view(job))
+
+    def batch_job(self, req: Request) -> Response:
+        if not self._authed(req):
+            return Response(401, {"error": "Unauthorized"})
+        with self.lock:
+            self.settle()
+            job = self.batch_jobs.get(req.params["job_id"])
+            if job is None:
+                return Response(404, {"error": "job not found"})
+            return Response(200, self._batch_view(job))

@@ -1,0 +1,115 @@
+"""HTTP plumbing for the simulator: a threaded loopback server and a tiny router."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8")) if self.body else None
+
+    def form(self) -> dict[str, str]:
+        return {k: v[0] for k, v in parse_qs(self.body.decode("utf-8"), keep_blank_values=True).items()}
+
+    def arg(self, name: str, default: str = "") -> str:
+        return self.query.get(name, [default])[0]
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # sent as is (for deliberately broken answers)
+
+
+Handler = Callable[[Request], Response]
+
+
+class Router:
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
+
+    def add(self, method: str, pattern: str, name: str, handler: Handler) -> None:
+        rx = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+        self.routes.append((method, rx, name, handler))
+
+    def match(self, method: str, path: str) -> tuple[str, Handler, dict[str, str]] | None:
+        for m, rx, name, handler in self.routes:
+            found = rx.match(path)
+            if found and m == method:
+                return name, handler, {k: unquote(v) for k, v in found.groupdict().items()}
+        return None
+
+
+class Server:
+    """Serve ``dispatch`` on 127.0.0.1 in daemon threads; ``port=0`` picks a free port."""
+
+    def __init__(self, dispatch: Callable[[Request], tuple[Response, Callable[[], None] | None]],
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                req = Request(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
+                              {k.lower(): v for k, v in self.headers.items()}, body)
+                resp, after = outer.dispatch(req)
+                if after is not None:  # a fault that drops the connection or stalls
+                    after()
+                    self.close_connection = True
+                    return
+                data = resp.raw if resp.raw is not None else (
+                    b"" if resp.body is None else json.dumps(resp.body, ensure_ascii=False).encode("utf-8"))
+                self.send_response(resp.status)
+                if resp.raw is None and resp.body is not None:
+                    self.send_header("Content-Type", "application/json;charset=UTF-8")
+                for k, v in resp.headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _handle
+
+        self.dispatch = dispatch
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> str:
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="syncd-sim", daemon=True)
+        self.thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

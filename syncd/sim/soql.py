@@ -1,0 +1,279 @@
+"""A small SOQL evaluator for the simulator: enough of the language that syncd (or anyone) sends.
+
+Supported: ``SELECT f, .. FROM Lead [WHERE expr] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ..]
+[LIMIT n]`` where ``expr`` has AND, OR, NOT, parentheses, ``= != <> < <= > >=``, ``[NOT] IN (..)``
+and ``LIKE`` on strings, datetimes (unquoted, compared at whole seconds), dates, numbers,
+booleans and NULL. Errors carry Salesforce's codes: MALFORMED_QUERY and INVALID_FIELD.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+Record = dict[str, Any]
+Predicate = Callable[[Record], bool]
+
+TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2}))
+  | (?P<date>\d{4}-\d{2}-\d{2})
+  | (?P<number>-?\d+(?:\.\d+)?)
+  | (?P<string>'(?:[^'\\]|\\.)*')
+  | (?P<op><=|>=|!=|<>|=|<|>)
+  | (?P<punct>[(),])
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_.]*)
+""", re.VERBOSE)
+KEYWORDS = {"SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "ORDER", "BY", "ASC", "DESC",
+            "LIMIT", "NULLS", "FIRST", "LAST", "TRUE", "FALSE", "NULL"}
+ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\",
+           "_": "\\_", "%": "\\%"}
+
+
+class SoqlError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Query:
+    fields: list[str]
+    sobject: str
+    where: Predicate
+    order: list[tuple[str, bool, bool]]  # field, descending, nulls_last
+    limit: int | None
+
+
+@dataclass(frozen=True)
+class Tok:
+    kind: str
+    text: str
+
+
+def tokenize(text: str) -> list[Tok]:
+    out, pos = [], 0
+    while pos < len(text):
+        m = TOKEN.match(text, pos)
+        if not m:
+            raise SoqlError("MALFORMED_QUERY", f"unexpected character at position {pos}: {text[pos:pos + 10]!r}")
+        pos = m.end()
+        kind = m.lastgroup or ""
+        if kind == "ws":
+            continue
+        value = m.group()
+        if kind == "ident" and value.upper() in KEYWORDS:
+            out.append(Tok("kw", value.upper()))
+        else:
+            out.append(Tok(kind, value))
+    return out
+
+
+def _unquote(raw: str) -> str:
+    body, out, i = raw[1:-1], [], 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\":
+            if i + 1 >= len(body) or body[i + 1] not in ESCAPES:
+                raise SoqlError("MALFORMED_QUERY", "invalid escape sequence in a string literal")
+            out.append(ESCAPES[body[i + 1]])
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _seconds(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def _comparable(value: Any) -> Any:
+    # Salesforce compares datetimes at whole seconds: equality ignores milliseconds.
+    return _seconds(value) if isinstance(value, datetime) else value
+
+
+class Parser:
+    def __init__(self, tokens: list[Tok], fields: Sequence[str]) -> None:
+        self.toks = tokens
+        self.i = 0
+        self.known = {f.lower(): f for f in fields}
+
+    def peek(self, *texts: str) -> bool:
+        return self.i < len(self.toks) and (not texts or self.toks[self.i].text.upper() in texts)
+
+    def take(self, kind: str | None = None, text: str | None = None) -> Tok:
+        if self.i >= len(self.toks):
+            raise SoqlError("MALFORMED_QUERY", f"unexpected end of query, expected {text or kind}")
+        tok = self.toks[self.i]
+        if (kind and tok.kind != kind) or (text and tok.text.upper() != text):
+            raise SoqlError("MALFORMED_QUERY", f"unexpected token {tok.text!r}, expected {text or kind}")
+        self.i += 1
+        return tok
+
+    def field(self) -> str:
+        tok = self.take("ident")
+        name = self.known.get(tok.text.lower())
+        if name is None:
+            raise SoqlError("INVALID_FIELD", f"No such column '{tok.text}' on entity 'Lead'")
+        return name
+
+    def parse(self) -> Query:
+        self.take("kw", "SELECT")
+        fields = [self.field()]
+        while self.peek(","):
+            self.take("punct")
+            fields.append(self.field())
+        self.take("kw", "FROM")
+        sobject = self.take("ident").text
+        if sobject.lower() != "lead":
+            raise SoqlError("INVALID_TYPE", f"sObject type '{sobject}' is not supported")
+        where: Predicate = lambda r: True  # noqa: E731
+        if self.peek("WHERE"):
+            self.take()
+            where = self.expr()
+        order = []
+        if self.peek("ORDER"):
+            self.take()
+            self.take("kw", "BY")
+            while True:
+                f = self.field()
+                desc = False
+                if self.peek("ASC", "DESC"):
+                    desc = self.take().text == "DESC"
+                nulls_last = desc
+                if self.peek("NULLS"):
+                    self.take()
+                    nulls_last = self.take("kw").text == "LAST"
+                order.append((f, desc, nulls_last))
+                if not self.peek(","):
+                    break
+                self.take()
+        limit = None
+        if self.peek("LIMIT"):
+            self.take()
+            limit = int(self.take("number").text)
+        if self.i != len(self.toks):
+            raise SoqlError("MALFORMED_QUERY", f"unexpected token {self.toks[self.i].text!r}")
+        return Query(fields, "Lead", where, order, limit)
+
+    def expr(self) -> Predicate:
+        left = self.term()
+        while self.peek("OR"):
+            self.take()
+            right = self.term()
+            left = (lambda a, b: lambda r: a(r) or b(r))(left, right)
+        return left
+
+    def term(self) -> Predicate:
+        left = self.factor()
+        while self.peek("AND"):
+            self.take()
+            right = self.factor()
+            left = (lambda a, b: lambda r: a(r) and b(r))(left, right)
+        return left
+
+    def factor(self) -> Predicate:
+        if self.peek("NOT"):
+            self.take()
+            inner = self.factor()
+            return lambda r: not inner(r)
+        if self.peek("("):
+            self.take()
+            inner = self.expr()
+            self.take("punct", ")")
+            return inner
+        return self.comparison()
+
+    def value(self) -> Any:
+        tok = self.take()
+        if tok.kind == "string":
+            return _unquote(tok.text)
+        if tok.kind == "datetime":
+            text = tok.text.replace("Z", "+00:00")
+            return datetime.fromisoformat(text)
+        if tok.kind == "date":
+            return date.fromisoformat(tok.text)
+        if tok.kind == "number":
+            return float(tok.text) if "." in tok.text else int(tok.text)
+        if tok.kind == "kw" and tok.text in ("TRUE", "FALSE"):
+            return tok.text == "TRUE"
+        if tok.kind == "kw" and tok.text == "NULL":
+            return None
+        raise SoqlError("MALFORMED_QUERY", f"unexpected token {tok.text!r}, expected a value")
+
+    def comparison(self) -> Predicate:
+        name = self.field()
+        negate = False
+        if self.peek("NOT"):
+            self.take()
+            negate = True
+            if not self.peek("IN"):
+                raise SoqlError("MALFORMED_QUERY", "NOT after a field must be followed by IN")
+        if self.peek("IN"):
+            self.take()
+            self.take("punct", "(")
+            values = [self.value()]
+            while self.peek(","):
+                self.take()
+                values.append(self.value())
+            self.take("punct", ")")
+            wanted = {_comparable(v) for v in values}
+            return lambda r: (_comparable(r.get(name)) in wanted) != negate
+        if self.peek("LIKE"):
+            self.take()
+            pattern = self.value()
+            if not isinstance(pattern, str):
+                raise SoqlError("MALFORMED_QUERY", "LIKE needs a string")
+            rx = re.compile("^" + "".join(".*" if c == "%" else "." if c == "_" else re.escape(c)
+                                          for c in pattern) + "$", re.IGNORECASE | re.DOTALL)
+            return lambda r: isinstance(r.get(name), str) and rx.match(r[name]) is not None
+        op = self.take("op").text
+        value = _comparable(self.value())
+        return _compare(name, op, value)
+
+
+def _compare(name: str, op: str, value: Any) -> Predicate:
+    if value is None:
+        if op in ("=",):
+            return lambda r: r.get(name) is None
+        if op in ("!=", "<>"):
+            return lambda r: r.get(name) is not None
+        raise SoqlError("MALFORMED_QUERY", "only = and != compare with null")
+    ops: dict[str, Callable[[Any, Any], bool]] = {
+        "=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<>": lambda a, b: a != b,
+        "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    }
+    fn = ops[op]
+
+    def pred(r: Record) -> bool:
+        got = r.get(name)
+        if got is None:
+            return op in ("!=", "<>")
+        got = _comparable(got)
+        if isinstance(got, str) and isinstance(value, str) and op in ("=", "!=", "<>"):
+            return fn(got.lower(), value.lower())  # SOQL string equality is case-insensitive
+        try:
+            return fn(got, value)
+        except TypeError:
+            raise SoqlError("INVALID_QUERY_FILTER_OPERATOR",
+                            f"value of filter criterion for field '{name}' must be of a matching type") from None
+
+    return pred
+
+
+def parse(text: str, fields: Sequence[str]) -> Query:
+    return Parser(tokenize(text), fields).parse()
+
+
+def run(query: Query, records: Sequence[Record]) -> list[Record]:
+    rows = [r for r in records if query.where(r)]
+    for name, desc, nulls_last in reversed(query.order):
+        present = [r for r in rows if r.get(name) is not None]
+        absent = [r for r in rows if r.get(name) is None]
+        present.sort(key=lambda r: r[name], reverse=desc)
+        rows = present + absent if nulls_last else absent + present
+    return rows[: query.limit] if query.limit is not None else rows

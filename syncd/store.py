@@ -1,0 +1,499 @@
+"""SQLite state: connection discipline, migrations, the write-transaction helper, typed queries.
+
+Only this module knows SQL. The tables are documented in ``state/README.md``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from syncd.errors import LockHeld, StateError
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+APPLICATION_ID = 0x53594E43  # "SYNC": marks a syncd database
+BUSY_TIMEOUT_MS = 10_000
+
+migrations = Migrations("syncd")
+# Leads waiting to be staged (fixed SQL; the prefix matches the partial index leads_pending).
+_PENDING = "seen_hash IS NOT acked_hash AND batch_id IS NULL AND parked IS NULL"
+PENDING = {"upsert": _PENDING + " AND seen_hash IS NOT NULL", "remove": _PENDING + " AND seen_hash IS NULL"}
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript("""
+    CREATE TABLE sync_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        watermark TEXT,
+        window_start TEXT,
+        window_end TEXT,
+        window_run_id INTEGER,
+        pos_ts TEXT,
+        pos_id TEXT,
+        next_url TEXT,
+        next_url_at TEXT
+    );
+    INSERT INTO sync_state (id) VALUES (1);
+
+    CREATE TABLE leads (
+        id TEXT PRIMARY KEY,
+        seen_hash BLOB,
+        acked_hash BLOB,
+        payload TEXT,
+        batch_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        parked TEXT,
+        modstamp TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX leads_pending ON leads (id)
+        WHERE seen_hash IS NOT acked_hash AND batch_id IS NULL AND parked IS NULL;
+
+    CREATE TABLE batches (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('upsert', 'remove')),
+        state TEXT NOT NULL CHECK (state IN ('staged', 'submitted', 'completed', 'failed')),
+        file_name TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        job_id TEXT,
+        uploads INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        run_id INTEGER,
+        replay_of TEXT,
+        created_at TEXT NOT NULL,
+        submitted_at TEXT,
+        finished_at TEXT
+    );
+    CREATE INDEX batches_state ON batches (state);
+    CREATE INDEX batches_job ON batches (job_id);
+
+    CREATE TABLE batch_members (
+        batch_id TEXT NOT NULL REFERENCES batches (id),
+        lead_id TEXT NOT NULL,
+        hash BLOB,
+        payload TEXT,
+        PRIMARY KEY (batch_id, lead_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX batch_members_lead ON batch_members (lead_id);
+
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ('running', 'ok', 'failed', 'interrupted')),
+        pid INTEGER,
+        started_at TEXT NOT NULL,
+        heartbeat_at TEXT,
+        finished_at TEXT,
+        window_start TEXT,
+        window_end TEXT,
+        read INTEGER NOT NULL DEFAULT 0,
+        sent INTEGER NOT NULL DEFAULT 0,
+        removed INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    );
+
+    CREATE TABLE skips (
+        lead_id TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        run_id INTEGER,
+        modstamp TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX skips_reason ON skips (reason);
+    """)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def from_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True)
+class SyncState:
+    watermark: datetime | None
+    window_start: datetime | None
+    window_end: datetime | None
+    window_run_id: int | None
+    pos_ts: str | None
+    pos_id: str | None
+    next_url: str | None
+    next_url_at: datetime | None
+
+    @property
+    def in_window(self) -> bool:
+        return self.window_end is not None
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: str
+    kind: str
+    state: str
+    file_name: str
+    rows: int
+    job_id: str | None
+    uploads: int
+    submitted_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Member:
+    lead_id: str
+    hash: bytes | None
+    payload: str | None
+
+
+# One lead's outcome from a page: an eligible contact (hash + canonical JSON) or a skip.
+@dataclass(frozen=True, slots=True)
+class LeadUpdate:
+    lead_id: str
+    modstamp: str | None
+    hash: bytes | None = None
+    payload: str | None = None
+    reason: str | None = None
+    detail: str = ""
+
+
+class StateLock:
+    """Single-writer lock: an exclusive ``flock`` on ``<db>.lock``, released by the kernel on death."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path.with_name(db_path.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise StateError(f"cannot open the state lock {self.path} ({e.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise LockHeld(f"another syncd (pid {holder}) holds the state lock {self.path}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def held_by_other(self) -> int | None:
+        """The pid of another live holder, or None (read-only check for status)."""
+        if not self.path.exists():
+            return None
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = os.read(fd, 32).decode(errors="replace").strip()
+                return int(text) if text.isdigit() else -1
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _check_file(path: Path) -> None:
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise StateError(f"state file {path} cannot be read ({e.strerror})") from None
+    if head and head != SQLITE_MAGIC:
+        raise StateError(f"{path} is not a SQLite database; refusing to touch it "
+                         "(point state.path elsewhere, or move the file away)")
+
+
+class Store:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        self.readonly = readonly
+        exists = path.exists() and path.stat().st_size > 0
+        if exists:
+            _check_file(path)
+        elif readonly:
+            raise StateError(f"no state at {path} yet: run `syncd sync` first")
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            except OSError as e:
+                raise StateError(f"cannot create the state file {path} ({e.strerror})") from None
+        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        try:
+            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                                        check_same_thread=False)
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if not readonly:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = FULL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.db = sqlite_utils.Database(self.conn)
+            self._check_identity(exists)
+            if not readonly:
+                self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise StateError(f"state file {path} is unusable: {e}") from None
+
+    def _check_identity(self, existed: bool) -> None:
+        app_id = self.conn.execute("PRAGMA application_id").fetchone()[0]
+        has_tables = self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+        if app_id not in (0, APPLICATION_ID) or (app_id == 0 and has_tables):
+            raise StateError(f"{self.path} is a SQLite database but not syncd's; refusing to touch it")
+        known = {m.name for m in migrations._migrations}
+        unknown = [m.name for m in migrations.applied(self.db) if m.name not in known]
+        if unknown:
+            raise StateError(f"{self.path} was written by a newer syncd (schema {unknown[-1]}); "
+                             "upgrade syncd to use it")
+
+    def _migrate(self) -> None:
+        if not migrations.pending(self.db):
+            return
+        with self.transaction():
+            if self.conn.execute("PRAGMA application_id").fetchone()[0] == 0:
+                self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The one way to write: ``BEGIN IMMEDIATE`` (the write lock up front), commit or roll back."""
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return list(self.db.query(sql, params))
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.conn.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    # -- window ---------------------------------------------------------------------------------
+    def sync_state(self) -> SyncState:
+        r = self.query("SELECT * FROM sync_state WHERE id = 1")[0]
+        return SyncState(
+            watermark=from_iso(r["watermark"]), window_start=from_iso(r["window_start"]),
+            window_end=from_iso(r["window_end"]), window_run_id=r["window_run_id"], pos_ts=r["pos_ts"],
+            pos_id=r["pos_id"], next_url=r["next_url"], next_url_at=from_iso(r["next_url_at"]))
+
+    def open_window(self, start: datetime | None, end: datetime, run_id: int) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE sync_state SET window_start = ?, window_end = ?, window_run_id = ?, "
+                      "pos_ts = NULL, pos_id = NULL, next_url = NULL, next_url_at = NULL",
+                      (iso(start), iso(end), run_id))
+
+    def close_window(self) -> None:
+        """The whole window was read: the watermark moves to its end, never backwards."""
+        with self.transaction() as c:
+            st = self.sync_state()
+            if st.window_end is None:
+                raise StateError("no open window to close")
+            if st.watermark is not None and st.window_end < st.watermark:
+                raise StateError(f"window end {st.window_end} is before the watermark {st.watermark}")
+            c.execute("UPDATE sync_state SET watermark = window_end, window_start = NULL, window_end = NULL, "
+                      "window_run_id = NULL, pos_ts = NULL, pos_id = NULL, next_url = NULL, next_url_at = NULL")
+
+    def rewind(self) -> None:
+        """``syncd reset``: forget the watermark and any open window; acked hashes stay."""
+        with self.transaction() as c:
+            c.execute("UPDATE sync_state SET watermark = NULL, window_start = NULL, window_end = NULL, "
+                      "window_run_id = NULL, pos_ts = NULL, pos_id = NULL, next_url = NULL, next_url_at = NULL")
+
+    def apply_page(self, updates: Iterable[LeadUpdate], run_id: int, pos_ts: str | None, pos_id: str | None,
+                   next_url: str | None, next_url_at: datetime | None) -> tuple[int, int]:
+        """A page's effects and the position it reached, in one transaction. Returns (read, skipped)."""
+        eligible: list[LeadUpdate] = []
+        skipped: list[LeadUpdate] = []
+        for u in updates:
+            (eligible if u.hash is not None else skipped).append(u)
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT INTO leads (id, seen_hash, payload, modstamp) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET "
+                " attempts = CASE WHEN seen_hash IS excluded.seen_hash THEN attempts ELSE 0 END,"
+                " parked = CASE WHEN seen_hash IS excluded.seen_hash THEN parked ELSE NULL END,"
+                " seen_hash = excluded.seen_hash, payload = excluded.payload, modstamp = excluded.modstamp",
+                [(u.lead_id, u.hash, u.payload, u.modstamp) for u in eligible])
+            c.executemany("DELETE FROM skips WHERE lead_id = ?", [(u.lead_id,) for u in eligible])
+            c.executemany(
+                "UPDATE leads SET attempts = CASE WHEN seen_hash IS NULL THEN attempts ELSE 0 END,"
+                " parked = CASE WHEN seen_hash IS NULL THEN parked ELSE NULL END,"
+                " seen_hash = NULL, payload = NULL, modstamp = ? WHERE id = ?",
+                [(u.modstamp, u.lead_id) for u in skipped])
+            # A lead that is neither wanted nor on the list needs no row: the skip audit keeps it.
+            c.executemany("DELETE FROM leads WHERE id = ? AND seen_hash IS NULL AND acked_hash IS NULL "
+                          "AND batch_id IS NULL", [(u.lead_id,) for u in skipped])
+            c.executemany(
+                "INSERT OR REPLACE INTO skips (lead_id, reason, detail, run_id, modstamp) VALUES (?, ?, ?, ?, ?)",
+                [(u.lead_id, u.reason, u.detail, run_id, u.modstamp) for u in skipped])
+            c.execute("UPDATE sync_state SET pos_ts = ?, pos_id = ?, next_url = ?, next_url_at = ?",
+                      (pos_ts, pos_id, next_url, iso(next_url_at)))
+            c.execute("UPDATE runs SET read = read + ?, skipped = skipped + ? WHERE id = ?",
+                      (len(eligible) + len(skipped), len(skipped), run_id))
+        return len(eligible) + len(skipped), len(skipped)
+
+    # -- outbox ---------------------------------------------------------------------------------
+    def pending(self, kind: str, limit: int) -> list[dict[str, Any]]:
+        """Leads to stage: content to send (upsert) or an acked lead that must go (remove)."""
+        sql = f"SELECT id, seen_hash, payload FROM leads WHERE {PENDING[kind]} ORDER BY id LIMIT ?"  # noqa: S608
+        return self.query(sql, (limit,))
+
+    def count_pending(self, kind: str) -> int:
+        return int(self.scalar(f"SELECT count(*) FROM leads WHERE {PENDING[kind]}"))  # noqa: S608
+
+    def stage(self, batch_id: str, kind: str, file_name: str, members: Sequence[Member], run_id: int,
+              now: datetime, replay_of: str | None = None) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO batches (id, kind, state, file_name, rows, run_id, replay_of, created_at) "
+                      "VALUES (?, ?, 'staged', ?, ?, ?, ?, ?)",
+                      (batch_id, kind, file_name, len(members), run_id, replay_of, iso(now)))
+            c.executemany("INSERT INTO batch_members (batch_id, lead_id, hash, payload) VALUES (?, ?, ?, ?)",
+                          [(batch_id, m.lead_id, m.hash, m.payload) for m in members])
+            c.executemany("UPDATE leads SET batch_id = ? WHERE id = ?", [(batch_id, m.lead_id) for m in members])
+
+    def batches(self, *states: str) -> list[Batch]:
+        marks = ",".join("?" * len(states))
+        sql = f"SELECT * FROM batches WHERE state IN ({marks}) ORDER BY created_at, id"  # noqa: S608 - placeholders
+        rows = self.query(sql, states)
+        return [Batch(id=r["id"], kind=r["kind"], state=r["state"], file_name=r["file_name"], rows=r["rows"],
+                      job_id=r["job_id"], uploads=r["uploads"], submitted_at=from_iso(r["submitted_at"]),
+                      error=r["error"]) for r in rows]
+
+    def members(self, batch_id: str) -> list[Member]:
+        rows = self.conn.execute("SELECT lead_id, hash, payload FROM batch_members WHERE batch_id = ? "
+                                 "ORDER BY lead_id", (batch_id,)).fetchall()
+        return [Member(*r) for r in rows]
+
+    def count_upload(self, batch_id: str) -> None:
+        """Recorded before the call, so a crash after CXone accepted still counts the attempt."""
+        with self.transaction() as c:
+            c.execute("UPDATE batches SET uploads = uploads + 1 WHERE id = ?", (batch_id,))
+
+    def mark_submitted(self, batch_id: str, job_id: str, now: datetime, run_id: int) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE batches SET state = 'submitted', job_id = ?, submitted_at = ? "
+                      "WHERE id = ? AND state = 'staged'", (job_id, iso(now), batch_id))
+            c.execute("UPDATE runs SET sent = sent + (SELECT rows FROM batches WHERE id = ?) WHERE id = ?",
+                      (batch_id, run_id))
+
+    def ack_batch(self, batch_id: str, now: datetime) -> None:
+        """CXone confirmed the batch: each member's acked hash becomes exactly what was sent."""
+        with self.transaction() as c:
+            c.execute("UPDATE leads SET acked_hash = m.hash, batch_id = NULL, attempts = 0 "
+                      "FROM batch_members AS m WHERE m.batch_id = ? AND leads.id = m.lead_id "
+                      "AND leads.batch_id = ?", (batch_id, batch_id))
+            self._close(c, batch_id, "completed", None, now)
+
+    def fail_batch(self, batch_id: str, error: str, max_attempts: int, now: datetime) -> int:
+        """The job failed: members stay dirty; those out of attempts are parked. Returns parked count."""
+        with self.transaction() as c:
+            c.execute("UPDATE leads SET batch_id = NULL, attempts = attempts + 1 WHERE batch_id = ?", (batch_id,))
+            parked = c.execute(
+                "UPDATE leads SET parked = ? WHERE id IN (SELECT lead_id FROM batch_members WHERE batch_id = ?) "
+                "AND attempts >= ? AND parked IS NULL AND seen_hash IS NOT acked_hash",
+                (f"{error} (batch {batch_id})"[:300], batch_id, max_attempts)).rowcount
+            self._close(c, batch_id, "failed", error, now)
+        return int(parked)
+
+    def finish_removal(self, batch_id: str, removed: Sequence[str], failed: Sequence[str], run_id: int,
+                       max_attempts: int, now: datetime) -> None:
+        """removeProspects answered: removed leads are off the list; failed ones stay pending."""
+        with self.transaction() as c:
+            c.executemany("UPDATE leads SET acked_hash = NULL, batch_id = NULL WHERE id = ? AND batch_id = ?",
+                          [(lead, batch_id) for lead in removed])
+            c.executemany("DELETE FROM leads WHERE id = ? AND seen_hash IS NULL AND acked_hash IS NULL "
+                          "AND batch_id IS NULL", [(lead,) for lead in removed])
+            c.executemany("UPDATE leads SET batch_id = NULL, attempts = attempts + 1, "
+                          "parked = CASE WHEN attempts + 1 >= ? THEN 'removal failed' ELSE parked END "
+                          "WHERE id = ? AND batch_id = ?", [(max_attempts, lead, batch_id) for lead in failed])
+            c.execute("UPDATE runs SET removed = removed + ? WHERE id = ?", (len(removed), run_id))
+            error = f"{len(failed)} of {len(removed) + len(failed)} not removed" if failed else None
+            self._close(c, batch_id, "completed", error, now)
+
+    def _close(self, c: sqlite3.Connection, batch_id: str, state: str, error: str | None, now: datetime) -> None:
+        c.execute("UPDATE batches SET state = ?, error = ?, finished_at = ? WHERE id = ?",
+                  (state, error, iso(now), batch_id))
+        # The rows were needed only while the batch could be sent again.
+        c.execute("UPDATE batch_members SET payload = NULL WHERE batch_id = ?", (batch_id,))
+
+    # -- runs -----------------------------------------------------------------------------------
+    def start_run(self, pid: int, now: datetime) -> int:
+        with self.transaction() as c:
+            # We hold the lock, so a run still marked running died with its process.
+            c.execute("UPDATE runs SET status = 'interrupted', finished_at = heartbeat_at "
+                      "WHERE status = 'running'")
+            cur = c.execute("INSERT INTO runs (status, pid, started_at, heartbeat_at) VALUES ('running', ?, ?, ?)",
+                            (pid, iso(now), iso(now)))
+            return int(cur.lastrowid or 0)
+
+    def heartbeat(self, run_id: int, now: datetime) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (iso(now), run_id))
+
+    def set_run_window(self, run_id: int, start: datetime | None, end: datetime | None) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET window_start = ?, window_end = ? WHERE id = ?", (iso(start), iso(end), run_id))
+
+    def finish_run(self, run_id: int, status: str, error: str | None, now: datetime) -> dict[str, Any]:
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET status = ?, error = ?, finished_at = ?, heartbeat_at = ? WHERE id = ?",
+                      (status, error, iso(now), iso(now), run_id))
+        return self.run(run_id) or {}
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM runs WHERE id = ?", (run_id,))
+        return rows[0] if rows else None
+
+    def last_run(self) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1")
+        return rows[0] if rows else None
+
+    # -- reports --------------------------------------------------------------------------------
+    def counts(self) -> dict[str, Any]:
+        leads = self.query(
+            "SELECT count(*) AS tracked,"
+            " coalesce(sum(seen_hash IS NOT acked_hash), 0) AS dirty,"
+            " coalesce(sum(parked IS NOT NULL), 0) AS parked,"
+            " coalesce(sum(seen_hash IS NULL AND acked_hash IS NOT NULL), 0) AS pending_removal,"
+            " coalesce(sum(acked_hash IS NOT NULL), 0) AS on_list FROM leads")[0]
+        leads["removed"] = int(self.scalar("SELECT coalesce(sum(removed), 0) FROM runs"))
+        batches = dict.fromkeys(("staged", "submitted", "completed", "failed"), 0)
+        for r in self.query("SELECT state, count(*) AS n FROM batches GROUP BY state"):
+            batches[r["state"]] = r["n"]
+        skipped = {r["reason"]: r["n"] for r in
+                   self.query("SELECT reason, count(*) AS n FROM skips GROUP BY reason ORDER BY n DESC, reason")}
+        return {"leads": leads, "batches": batches, "skipped": skipped}
+
+    def skips(self) -> Iterator[dict[str, Any]]:
+        yield from self.db.query("SELECT lead_id, reason, detail, run_id, modstamp FROM skips "
+                                 "ORDER BY reason, lead_id")

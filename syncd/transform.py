@@ -1,0 +1,200 @@
+"""Lead record → :class:`Contact` or :class:`Skip` (pure: no I/O, no clock, no globals mutated).
+
+Any JSON value may arrive in any field; the answer is always a Contact or a Skip with a reason,
+never an exception. Checks run in a fixed order so a lead's reason is stable:
+deleted, converted, do-not-call, status, then phone.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import phonenumbers
+
+SF_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+EMAIL = re.compile(r"^[^@\s\"'<>(),;:\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
+FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
+MAX_FIELD_CHARS = 1000  # anything longer cannot fit a 512-character CSV row anyway
+MAX_RECORD_CHARS = 512
+
+# Reasons a lead is not on the list; stable names that operators and `syncd skipped` rely on.
+REASONS = ("invalid_id", "malformed", "deleted", "converted", "do_not_call", "status", "no_phone",
+           "invalid_phone", "too_long")
+
+
+@dataclass(frozen=True)
+class Rules:
+    eligible_statuses: frozenset[str]
+    phone_fields: tuple[str, ...] = ("MobilePhone", "Phone")
+    default_region: str = "US"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    external_id: str
+    phone: str
+    phone_type: str  # MOBILE | WORK
+    first_name: str
+    last_name: str
+    company: str
+    email: str
+    status: str
+    city: str
+    state: str
+    zip: str
+
+    def canonical(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def content_hash(self) -> bytes:
+        return hashlib.blake2b(self.canonical().encode("utf-8"), digest_size=16).digest()
+
+    @classmethod
+    def from_json(cls, text: str) -> Contact:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    lead_id: str
+    reason: str
+    detail: str = ""
+
+
+class _Malformed(Exception):
+    pass
+
+
+def clean_text(value: Any, field: str) -> str:
+    """Free text: NFC, control characters dropped, whitespace folded, formulas neutralised."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Malformed(f"{field} is {type(value).__name__}, not text")
+    if len(value) > MAX_FIELD_CHARS:
+        raise _Malformed(f"{field} is longer than {MAX_FIELD_CHARS} characters")
+    text = unicodedata.normalize("NFC", value)
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
+                   for c in text if unicodedata.category(c) != "Cf" or c in "\u200d")
+    text = " ".join(text.split())
+    if text.startswith(FORMULA_LEAD):
+        # A spreadsheet opening the list must not run it: prefix a quote (OWASP CSV injection).
+        text = "'" + text
+    return text
+
+
+def _flag(record: Mapping[str, Any], field: str) -> bool:
+    value = record.get(field)
+    if value is None or value is False:
+        return False
+    if value is True:
+        return True
+    raise _Malformed(f"{field} is not a boolean")
+
+
+def normalise_email(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    email = value.strip()
+    if len(email) > 254 or not EMAIL.match(email):
+        return ""  # an unusable address does not make a lead uncallable
+    local, _, domain = email.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def normalise_phone(record: Mapping[str, Any], rules: Rules) -> tuple[str, str] | str:
+    """(E.164, type) from the first valid configured field, else the skip reason."""
+    seen_any = False
+    for field in rules.phone_fields:
+        raw = record.get(field)
+        if not isinstance(raw, str) or not raw.strip():
+            continue
+        seen_any = True
+        try:
+            number = phonenumbers.parse(raw[:64], rules.default_region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            return e164, "MOBILE" if field == "MobilePhone" else "WORK"
+    return "invalid_phone" if seen_any else "no_phone"
+
+
+def malformed_key(record: Any) -> str:
+    """A stable audit key for a record whose Id cannot be used."""
+    raw = json.dumps(record, sort_keys=True, default=repr, ensure_ascii=True)
+    return "invalid:" + hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
+
+
+def transform(record: Any, rules: Rules) -> Contact | Skip:
+    if not isinstance(record, Mapping):
+        return Skip(malformed_key(record), "invalid_id", "record is not an object")
+    lead_id = record.get("Id")
+    if not isinstance(lead_id, str) or not SF_ID.match(lead_id):
+        return Skip(malformed_key(record), "invalid_id", "Id is missing or not a Salesforce id")
+    try:
+        if _flag(record, "IsDeleted"):
+            return Skip(lead_id, "deleted")
+        if _flag(record, "IsConverted"):
+            return Skip(lead_id, "converted")
+        if _flag(record, "DoNotCall"):
+            return Skip(lead_id, "do_not_call")
+        status = clean_text(record.get("Status"), "Status")
+        if status not in rules.eligible_statuses:
+            return Skip(lead_id, "status", status[:80])
+        phone = normalise_phone(record, rules)
+        if isinstance(phone, str):
+            return Skip(lead_id, phone)
+        return Contact(
+            external_id=lead_id,
+            phone=phone[0],
+            phone_type=phone[1],
+            first_name=clean_text(record.get("FirstName"), "FirstName"),
+            last_name=clean_text(record.get("LastName"), "LastName"),
+            company=clean_text(record.get("Company"), "Company"),
+            email=normalise_email(record.get("Email")),
+            status=status,
+            city=clean_text(record.get("City"), "City"),
+            state=clean_text(record.get("State"), "State"),
+            zip=clean_text(record.get("PostalCode"), "PostalCode"),
+        )
+    except _Malformed as e:
+        return Skip(lead_id, "malformed", str(e))
+
+
+# -- rendering for the sinks --------------------------------------------------------------------------
+def csv_values(contact: Contact) -> list[str]:
+    """Values in the order of ``config.CSV_COLUMNS``."""
+    c = contact
+    return [c.external_id, c.phone, c.first_name, c.last_name, c.company, c.email, c.status, c.city,
+            c.state, c.zip]
+
+
+def csv_line(values: Sequence[str]) -> str:
+    """One CSV record (RFC 4180 quoting) without its line terminator."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(values)
+    return buf.getvalue()
+
+
+def batch_contact(contact: Contact) -> dict[str, Any]:
+    """The contacts-batch API's contact object."""
+    c = contact
+    name = " ".join(p for p in (c.first_name, c.last_name) if p) or c.company or c.external_id
+    attrs = {"sf_status": c.status, "sf_source": "Lead", "company": c.company, "city": c.city,
+             "state": c.state, "zip": c.zip}
+    return {
+        "external_id": c.external_id,
+        "name": name,
+        "phone_numbers": [{"number": c.phone, "type": c.phone_type, "primary": True}],
+        "email_addresses": [{"email": c.email, "primary": True}] if c.email else [],
+        "custom_attributes": attrs,
+    }

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncd import failpoints
+from syncd.config import Config, Secrets, config_from_text, load_secrets
+from syncd.engine import RunResult
+from syncd.runner import sync_once
+from syncd.sim import SIM_SECRETS, Simulator
+
+
+@dataclass
+class Env:
+    sim: Simulator
+    tmp: Path
+    api: str = "call-lists"
+    overrides: str = ""
+
+    @property
+    def config_path(self) -> Path:
+        return self.tmp / "syncd.toml"
+
+    def write_config(self, **kw: Any) -> Path:
+        text = self.sim.config_toml(api=self.api, state_path=str(self.tmp / "state" / "syncd.db"), **kw)
+        self.config_path.write_text(text + self.overrides)
+        return self.config_path
+
+    def config(self, **kw: Any) -> Config:
+        self.write_config(**kw)
+        return config_from_text(self.config_path.read_text(), str(self.config_path))
+
+    def secrets(self, config: Config) -> Secrets:
+        return load_secrets(config, env=SIM_SECRETS)
+
+    def sync(self, **kw: Any) -> RunResult:
+        config = self.config(**{k: v for k, v in kw.items() if k in ("batch_size", "lag_seconds")})
+        return sync_once(config, self.secrets(config), **{k: v for k, v in kw.items()
+                                                          if k not in ("batch_size", "lag_seconds")})
+
+    def list_records(self) -> dict[str, dict[str, str]]:
+        with self.sim.lock:
+            self.sim.cx.settle()
+            return dict(self.sim.cx.lists[1234].records)
+
+    def list_phones(self) -> dict[str, str]:
+        return {k: v["PhoneNumber"] for k, v in self.list_records().items()}
+
+    def batch_phones(self) -> dict[str, str]:
+        with self.sim.lock:
+            self.sim.cx.settle()
+            return {k: v["phone_numbers"][0]["number"] for k, v in self.sim.cx.contacts.items()}
+
+    def on_list(self) -> dict[str, str]:
+        return self.list_phones() if self.api == "call-lists" else self.batch_phones()
+
+    def uploaded_ids(self, since: int = 0) -> list[str]:
+        with self.sim.lock:
+            return [i for u in self.sim.cx.uploads[since:] for i in u["externalIds"]]
+
+    def subprocess_env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+        env.update(SIM_SECRETS)
+        env.update(extra)
+        return env
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(leads=0, seed=11, job_delay=0.05) as s:
+        yield s
+
+
+@pytest.fixture
+def env(sim: Simulator, tmp_path: Path) -> Env:
+    return Env(sim, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _clean_failpoints(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv(failpoints.ENV, raising=False)
+    failpoints.reset()
+    yield
+    failpoints.reset()
