@@ -42,14 +42,19 @@ def errors() -> Iterator[None]:
         yield
     except ConfigError as e:
         for problem in e.problems:
-            err.print(f"syncd: config: {problem}", markup=False, highlight=False)
+            say(f"syncd: config: {problem}")
         raise typer.Exit(EXIT_USAGE) from None
     except LockHeld as e:
-        err.print(f"syncd: {e}", markup=False, highlight=False)
+        say(f"syncd: {e}")
         raise typer.Exit(EXIT_LOCKED) from None
     except (StateError, SyncdError) as e:
-        err.print(f"syncd: {e}", markup=False, highlight=False)
+        say(f"syncd: {e}")
         raise typer.Exit(EXIT_FAILED) from None
+
+
+def say(line: str) -> None:
+    """One unwrapped line on stderr: messages must stay greppable whatever the terminal width."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _config(path: Path | None) -> Config:
@@ -96,7 +101,7 @@ def sync(config: Path | None = ConfigOpt, verbose: bool = VerboseOpt) -> None:
                 result = sync_once(cfg, secrets, on_progress=update)
         else:
             result = sync_once(cfg, secrets)
-    out.print(_run_line(result), markup=False, highlight=False)
+    print(_run_line(result), flush=True)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
@@ -215,21 +220,23 @@ def demo(
                            on_step=lambda text: err.print(f"[dim]{text}[/dim]"))
     for bar, _ in bars.values():
         bar.stop()
-    t = Table(title=f"syncd demo: {summary.leads:,} simulated leads")
-    for col in ("run", "status", "read", "sent", "removed", "skipped", "uploads", "list size", "time"):
-        t.add_column(col, justify="left" if col in ("run", "status") else "right")
+    # Plain, fixed-width text: the summary must read the same in a terminal, a CI log or a file.
+    row = "{:<17} {:<7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>7}"
+    lines = [f"syncd demo: {summary.leads:,} simulated leads",
+             row.format("run", "status", "read", "sent", "removed", "skipped", "uploads", "list size", "time")]
     for r in summary.runs:
         res = r.result
-        t.add_row(r.title, res.status, f"{res.read:,}", f"{res.sent:,}", f"{res.removed:,}", f"{res.skipped:,}",
-                  str(r.uploads), f"{r.list_size:,}", f"{res.seconds:.1f}s")
-    out.print(t)
-    out.print("changes made in Salesforce between runs: "
-              + ", ".join(f"{k} {v}" for k, v in sorted(summary.changes.items())), markup=False)
-    out.print("leads not on the list, by reason: "
-              + ", ".join(f"{k} {v:,}" for k, v in summary.skipped.items()), markup=False)
+        lines.append(row.format(r.title, res.status, f"{res.read:,}", f"{res.sent:,}", f"{res.removed:,}",
+                                f"{res.skipped:,}", r.uploads, f"{r.list_size:,}", f"{res.seconds:.1f}s"))
     leads_now = summary.status["leads"]
-    out.print(f"on the list: {leads_now['on_list']:,}; dirty: {leads_now['dirty']:,}; "
-              f"total time {time.monotonic() - started:.1f}s", markup=False)
+    lines += [
+        "changed in Salesforce between the runs: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(summary.changes.items())),
+        "leads not on the list, by reason: " + ", ".join(f"{k} {v:,}" for k, v in summary.skipped.items()),
+        f"on the list: {leads_now['on_list']:,}; dirty: {leads_now['dirty']:,}; "
+        f"total time {time.monotonic() - started:.1f}s",
+    ]
+    print("\n".join(lines), flush=True)
     if any(not r.result.ok for r in summary.runs):
         raise typer.Exit(EXIT_FAILED)
 

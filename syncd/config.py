@@ -313,7 +313,7 @@ def _format_error(err: Any, origin: str) -> str:
     if err["type"] == "missing":
         return f"{origin}: {loc}: required key is missing"
     got = err.get("input")
-    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    shown = "" if isinstance(got, dict | list) or got is None or repr(got) in msg else f" (got {got!r})"
     return f"{origin}: {loc}: {msg}{shown}"
 
 

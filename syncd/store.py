@@ -244,18 +244,23 @@ class Store:
             self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
                                         check_same_thread=False)
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.db = sqlite_utils.Database(self.conn)
+            # Identify the file before anything can write to it (even switching to WAL rewrites its header).
+            self._check_identity()
             if not readonly:
                 self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = FULL")
             self.conn.execute("PRAGMA foreign_keys = ON")
-            self.db = sqlite_utils.Database(self.conn)
-            self._check_identity(exists)
             if not readonly:
                 self._migrate()
         except sqlite3.DatabaseError as e:
+            self.conn.close()
             raise StateError(f"state file {path} is unusable: {e}") from None
+        except StateError:
+            self.conn.close()
+            raise
 
-    def _check_identity(self, existed: bool) -> None:
+    def _check_identity(self) -> None:
         app_id = self.conn.execute("PRAGMA application_id").fetchone()[0]
         has_tables = self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
         if app_id not in (0, APPLICATION_ID) or (app_id == 0 and has_tables):

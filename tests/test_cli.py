@@ -1,0 +1,87 @@
+"""The real CLI in subprocesses against the simulator: output shapes and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from syncd.store import StateLock
+from tests import oracle
+from tests.conftest import Env
+
+
+def syncd(env: Env, *args: str, timeout: float = 120, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "syncd", *args, "--config", str(env.config_path)],
+                          capture_output=True, text=True, timeout=timeout, env=env.subprocess_env(**extra),
+                          cwd=env.tmp)
+
+
+def test_sync_status_and_skipped(env: Env) -> None:
+    env.sim.seed_leads(600, seed=21)
+    env.write_config()
+    proc = syncd(env, "sync")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("run 1 ok: read 600, sent ")
+    assert env.list_phones() == oracle.expected(env.sim.leads())
+
+    status = json.loads(syncd(env, "status", "--json").stdout)
+    assert status["last_run"]["status"] == "ok"
+    assert status["last_run"]["read"] == 600
+    assert status["leads"]["tracked"] == len(env.list_phones())
+    assert status["daemon"]["running"] is False
+
+    table = syncd(env, "status")
+    assert table.returncode == 0
+    assert "watermark" in table.stdout
+    assert "last run" in table.stdout
+
+    rows = list(csv.DictReader(io.StringIO(syncd(env, "skipped", "--csv").stdout)))
+    assert len(rows) == 600 - len(env.list_phones())
+    assert {r["reason"] for r in rows} <= {"deleted", "converted", "do_not_call", "status", "no_phone",
+                                           "invalid_phone", "too_long", "malformed", "invalid_id"}
+    assert {"status", "do_not_call", "invalid_phone"} <= {r["reason"] for r in rows}
+
+
+def test_a_second_writer_exits_3_while_status_still_works(env: Env) -> None:
+    env.sim.seed_leads(50, seed=22)
+    env.write_config()
+    assert syncd(env, "sync").returncode == 0
+    lock = StateLock(Path(env.tmp / "state" / "syncd.db"))
+    lock.acquire()
+    try:
+        proc = syncd(env, "sync")
+        assert proc.returncode == 3
+        assert "holds the state lock" in proc.stderr
+        status = syncd(env, "status", "--json")
+        assert status.returncode == 0
+        assert json.loads(status.stdout)["daemon"]["running"] is True
+    finally:
+        lock.release()
+
+
+def test_status_without_state_says_so(env: Env) -> None:
+    env.write_config()
+    proc = syncd(env, "status")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"syncd: no state at {env.tmp / 'state' / 'syncd.db'} yet: run `syncd sync` first"
+
+
+def test_failed_run_exits_1_with_the_cause(env: Env) -> None:
+    env.write_config()
+    proc = syncd(env, "sync", SYNCD_SALESFORCE_CLIENT_SECRET="wrong")
+    assert proc.returncode == 1
+    assert "salesforce POST /services/oauth2/token: 400 invalid_client: credentials refused" in proc.stdout
+    assert "wrong" not in proc.stdout + proc.stderr
+
+
+def test_demo_runs_small(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "syncd", "demo", "--leads", "1500", "--changes", "60"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "initial" in proc.stdout
+    assert "incremental" in proc.stdout
+    assert "leads not on the list, by reason" in proc.stdout

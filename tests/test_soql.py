@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from syncd.sim import soql as sim_soql
+from syncd.sim.data import LEAD_FIELDS
+from syncd.soql import literal_datetime, literal_string, select_fields, window_query
+
+T = datetime(2024, 5, 15, 10, 30, 0, 250_000, tzinfo=timezone.utc)
+
+
+def test_first_window_has_no_lower_bound() -> None:
+    q = window_query(["Id", "SystemModstamp"], None, T)
+    assert q == ("SELECT Id, SystemModstamp FROM Lead WHERE SystemModstamp < 2024-05-15T10:30:00Z "
+                 "ORDER BY SystemModstamp ASC, Id ASC")
+
+
+def test_window_bounds_and_extra_condition() -> None:
+    q = window_query(["Id"], T - timedelta(minutes=5), T, "LeadSource = 'Web'")
+    assert "SystemModstamp >= 2024-05-15T10:25:00Z AND SystemModstamp < 2024-05-15T10:30:00Z" in q
+    assert q.endswith("AND (LeadSource = 'Web') ORDER BY SystemModstamp ASC, Id ASC")
+
+
+def test_eligibility_is_not_filtered_in_soql() -> None:
+    q = window_query(select_fields(["MobilePhone", "Phone"]), None, T)
+    for word in ("Status", "IsConverted", "DoNotCall", "IsDeleted"):
+        assert f"{word} =" not in q
+        assert word in q  # selected, so ineligible leads are still read and removed
+
+
+def test_literals() -> None:
+    assert literal_datetime(T.astimezone(timezone(timedelta(hours=2)))) == "2024-05-15T10:30:00Z"
+    assert literal_string("O'Brien\\x\n") == "'O\\'Brien\\\\x\\n'"
+    with pytest.raises(ValueError, match="naive"):
+        literal_datetime(datetime(2024, 1, 1))
+
+
+@pytest.mark.parametrize("bad", ["Phone; DELETE", "Phone,Id", "1Phone", "", "a" * 81])
+def test_phone_fields_must_be_identifiers(bad: str) -> None:
+    with pytest.raises(ValueError, match="not a Salesforce field name"):
+        select_fields([bad])
+
+
+# -- the simulator's evaluator ------------------------------------------------------------------------
+def row(i: int, **kw: Any) -> dict[str, Any]:
+    base = {"Id": f"00Q{i:015d}", "Status": "Open", "IsDeleted": False, "DoNotCall": False, "FirstName": f"n{i}",
+            "SystemModstamp": T + timedelta(seconds=i // 2, milliseconds=7 * i)}
+    base.update(kw)
+    return base
+
+
+ROWS = [row(i) for i in range(10)] + [row(10, FirstName=None, Status="Closed", DoNotCall=True)]
+
+
+def run(q: str) -> list[str]:
+    return [r["Id"][-2:] for r in sim_soql.run(sim_soql.parse(q, LEAD_FIELDS), ROWS)]
+
+
+def test_evaluator_reads_what_syncd_sends() -> None:
+    q = window_query(select_fields(["Phone"]), T + timedelta(seconds=1), T + timedelta(seconds=4))
+    ids = [r["Id"] for r in sim_soql.run(sim_soql.parse(q, LEAD_FIELDS), ROWS)]
+    assert ids == [row(i)["Id"] for i in range(2, 8)]  # whole-second comparison: ms ignored
+
+
+def test_evaluator_boolean_logic_and_operators() -> None:
+    assert run("SELECT Id FROM Lead WHERE DoNotCall = true") == ["10"]
+    assert run("SELECT Id FROM Lead WHERE NOT (Status = 'open') AND FirstName = null") == ["10"]
+    assert run("SELECT Id FROM Lead WHERE Status IN ('Closed') OR Id = '00Q000000000000003'") == ["03", "10"]
+    assert run("SELECT Id FROM Lead WHERE Status NOT IN ('Open')") == ["10"]
+    assert run("SELECT Id FROM Lead WHERE FirstName LIKE 'n_' AND FirstName != 'n1' LIMIT 3") == ["00", "02", "03"]
+    assert run("SELECT Id FROM Lead WHERE FirstName != null ORDER BY Id DESC LIMIT 2") == ["09", "08"]
+    assert run("SELECT Id FROM Lead ORDER BY FirstName ASC NULLS FIRST LIMIT 1") == ["10"]
+    assert run("SELECT Id FROM Lead WHERE SystemModstamp = " + literal_datetime(T)) == ["00", "01"]
+
+
+@pytest.mark.parametrize(("q", "code"), [
+    ("SELECT Id FROM Lead WHERE", "MALFORMED_QUERY"),
+    ("SELECT Id FROM Lead WHERE Status = 'x' AND", "MALFORMED_QUERY"),
+    ("SELECT Nope FROM Lead", "INVALID_FIELD"),
+    ("SELECT Id FROM Lead WHERE Bogus__c = 1", "INVALID_FIELD"),
+    ("SELECT Id FROM Account", "INVALID_TYPE"),
+    ("SELECT Id FROM Lead WHERE Status = 'a\\q'", "MALFORMED_QUERY"),
+    ("SELECT Id FROM Lead; DROP", "MALFORMED_QUERY"),
+])
+def test_evaluator_errors_carry_salesforce_codes(q: str, code: str) -> None:
+    with pytest.raises(sim_soql.SoqlError) as e:
+        sim_soql.parse(q, LEAD_FIELDS)
+    assert e.value.code == code

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import stat
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from syncd.errors import LockHeld, StateError
+from syncd.store import LeadUpdate, Member, StateLock, Store
+
+T = datetime(2024, 5, 15, 10, 30, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "syncd.db")
+
+
+def h(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def test_pragmas_and_permissions(store: Store) -> None:
+    assert store.scalar("PRAGMA journal_mode") == "wal"
+    assert store.scalar("PRAGMA synchronous") == 2  # FULL
+    assert store.scalar("PRAGMA busy_timeout") >= 1000
+    assert store.scalar("PRAGMA application_id") == 0x53594E43
+    store.heartbeat(store.start_run(1, T), T)  # a write, so the WAL exists
+    for suffix in ("", "-wal"):
+        mode = stat.S_IMODE(Path(f"{store.path}{suffix}").stat().st_mode)
+        assert mode == 0o600, (suffix, oct(mode))
+
+
+def test_migrations_are_named_and_reopen_cleanly(store: Store) -> None:
+    names = [r["name"] for r in store.query("SELECT name FROM _sqlite_migrations ORDER BY rowid")]
+    assert names == ["m001_initial"]
+    store.close()
+    again = Store(store.path)
+    assert [r["name"] for r in again.query("SELECT name FROM _sqlite_migrations")] == names
+
+
+def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "syncd.db"
+    path.write_bytes(b"hello, I am a spreadsheet\n" * 10)
+    before = path.read_bytes()
+    with pytest.raises(StateError, match="is not a SQLite database"):
+        Store(path)
+    assert path.read_bytes() == before
+    assert not Path(f"{path}-wal").exists()
+
+
+def test_another_apps_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StateError, match="not syncd's"):
+        Store(path)
+    assert path.read_bytes() == before
+
+
+def test_a_newer_schema_is_refused(store: Store) -> None:
+    with store.transaction() as c:
+        c.execute("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+                  "VALUES ('syncd', 'm999_future', '')")
+    store.close()
+    with pytest.raises(StateError, match="written by a newer syncd"):
+        Store(store.path)
+
+
+def test_transaction_rolls_back_on_error(store: Store) -> None:
+    def write_then_fail() -> None:
+        with store.transaction() as c:
+            c.execute("UPDATE sync_state SET watermark = 'x'")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
+    assert store.sync_state().watermark is None
+
+
+def test_watermark_moves_only_forward(store: Store) -> None:
+    store.open_window(None, T, 1)
+    store.close_window()
+    assert store.sync_state().watermark == T
+    store.open_window(T - timedelta(minutes=5), T - timedelta(seconds=1), 2)
+    with pytest.raises(StateError, match="before the watermark"):
+        store.close_window()
+    assert store.sync_state().watermark == T
+
+
+def test_ack_takes_exactly_the_sent_hash_and_a_change_meanwhile_stays_dirty(store: Store) -> None:
+    run = store.start_run(1, T)
+    store.apply_page([LeadUpdate("L1", None, h("v1"), "row1"), LeadUpdate("L2", None, h("a"), "rowa")],
+                     run, None, None, None, None)
+    store.stage("b1", "upsert", "f.csv", [Member("L1", h("v1"), "row1"), Member("L2", h("a"), "rowa")], run, T)
+    store.mark_submitted("b1", "42", T, run)
+    # L1 changes in Salesforce while the job is in flight.
+    store.apply_page([LeadUpdate("L1", None, h("v2"), "row2")], run, None, None, None, None)
+    store.ack_batch("b1", T)
+    rows = {r["id"]: r for r in store.query("SELECT id, seen_hash, acked_hash, batch_id FROM leads")}
+    assert rows["L1"]["acked_hash"] == h("v1")
+    assert rows["L1"]["seen_hash"] == h("v2")
+    assert rows["L2"]["acked_hash"] == rows["L2"]["seen_hash"] == h("a")
+    assert [r["id"] for r in store.pending("upsert", 10)] == ["L1"]
+    assert store.members("b1")[0].payload is None  # rows are dropped once the batch is closed
+
+
+def test_failed_batches_park_after_max_attempts(store: Store) -> None:
+    run = store.start_run(1, T)
+    store.apply_page([LeadUpdate("L1", None, h("v1"), "row1")], run, None, None, None, None)
+    for attempt in range(1, 4):
+        batch = f"b{attempt}"
+        store.stage(batch, "upsert", "f.csv", [Member("L1", h("v1"), "row1")], run, T)
+        store.mark_submitted(batch, str(attempt), T, run)
+        parked = store.fail_batch(batch, "cancelled", 3, T)
+        assert parked == (1 if attempt == 3 else 0)
+    assert store.pending("upsert", 10) == []
+    assert store.counts()["leads"]["parked"] == 1
+
+
+def test_skipped_leads_never_sent_leave_no_lead_row(store: Store) -> None:
+    run = store.start_run(1, T)
+    store.apply_page([LeadUpdate("L1", None, reason="do_not_call")], run, None, None, None, None)
+    assert store.query("SELECT * FROM leads") == []
+    assert store.counts()["skipped"] == {"do_not_call": 1}
+
+
+def test_lock_is_exclusive_and_released_on_close(tmp_path: Path) -> None:
+    a, b = StateLock(tmp_path / "syncd.db"), StateLock(tmp_path / "syncd.db")
+    a.acquire()
+    with pytest.raises(LockHeld, match="holds the state lock"):
+        b.acquire()
+    a.release()
+    b.acquire()
+    b.release()

@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from syncd.transform import (
+    REASONS,
+    Contact,
+    Rules,
+    Skip,
+    batch_contact,
+    clean_text,
+    csv_line,
+    csv_values,
+    transform,
+)
+
+RULES = Rules(frozenset({"Open - Not Contacted", "Working - Contacted"}), ("MobilePhone", "Phone"), "US")
+LEAD_ID = "00Q000000000001EAY"
+
+
+def lead(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"attributes": {"type": "Lead"}, "Id": LEAD_ID, "FirstName": "Ada", "LastName": "Lovelace",
+                            "Company": "Analytical", "Phone": "(415) 555-0134", "MobilePhone": None,
+                            "Email": "Ada@Example.COM", "Status": "Open - Not Contacted", "IsConverted": False,
+                            "DoNotCall": False, "IsDeleted": False, "City": "SF", "State": "CA", "PostalCode": "94105",
+                            "SystemModstamp": "2024-05-15T10:30:00.000+0000"}
+    base.update(fields)
+    return base
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({"IsDeleted": True}, "deleted"),
+    ({"IsConverted": True}, "converted"),
+    ({"DoNotCall": True}, "do_not_call"),
+    ({"Status": "Closed - Not Converted"}, "status"),
+    ({"Status": None}, "status"),
+    ({"Phone": None, "MobilePhone": None}, "no_phone"),
+    ({"Phone": "   ", "MobilePhone": ""}, "no_phone"),
+    ({"Phone": "call me later"}, "invalid_phone"),
+    ({"Phone": "555-0123"}, "invalid_phone"),
+    ({"Phone": "+1 555"}, "invalid_phone"),
+    ({"Id": None}, "invalid_id"),
+    ({"Id": "not an id!"}, "invalid_id"),
+    ({"Id": 12345}, "invalid_id"),
+    ({"DoNotCall": "yes"}, "malformed"),
+    ({"IsDeleted": 1}, "malformed"),
+    ({"FirstName": ["a", "list"]}, "malformed"),
+    ({"Company": "x" * 5000}, "malformed"),
+    # Order of checks: deleted wins over everything, converted over do-not-call, and so on.
+    ({"IsDeleted": True, "IsConverted": True, "DoNotCall": True}, "deleted"),
+    ({"IsConverted": True, "DoNotCall": True, "Phone": "junk"}, "converted"),
+    ({"DoNotCall": True, "Status": "Closed - Not Converted"}, "do_not_call"),
+])
+def test_skips_with_reason(fields: dict[str, Any], reason: str) -> None:
+    out = transform(lead(**fields), RULES)
+    assert isinstance(out, Skip)
+    assert out.reason == reason
+    assert reason in REASONS
+
+
+@pytest.mark.parametrize(("fields", "phone", "kind"), [
+    ({"Phone": "(415) 555-0134"}, "+14155550134", "WORK"),
+    ({"Phone": "415.555.0134"}, "+14155550134", "WORK"),
+    ({"Phone": "+1 415 555 0134"}, "+14155550134", "WORK"),
+    ({"Phone": "1-415-555-0134"}, "+14155550134", "WORK"),
+    ({"Phone": "415-555-0134 x204"}, "+14155550134", "WORK"),
+    ({"Phone": "+44 20 7946 0958"}, "+442079460958", "WORK"),
+    ({"Phone": "1-800-FLOWERS"}, "+18003569377", "WORK"),
+    ({"MobilePhone": "(212) 736-5000", "Phone": "(415) 555-0134"}, "+12127365000", "MOBILE"),
+    ({"MobilePhone": "junk", "Phone": "(415) 555-0134"}, "+14155550134", "WORK"),
+])
+def test_phone_normalisation(fields: dict[str, Any], phone: str, kind: str) -> None:
+    out = transform(lead(**fields), RULES)
+    assert isinstance(out, Contact)
+    assert (out.phone, out.phone_type) == (phone, kind)
+
+
+def test_phone_field_order_and_region_are_configurable() -> None:
+    rules = Rules(RULES.eligible_statuses, ("Phone", "MobilePhone"), "GB")
+    out = transform(lead(MobilePhone="(212) 736-5000", Phone="020 7946 0958"), rules)
+    assert isinstance(out, Contact)
+    assert out.phone == "+442079460958"
+
+
+def test_contact_fields_are_cleaned() -> None:
+    out = transform(lead(FirstName="  José\u200b \t Ñ ", LastName="=cmd|' /C calc'!A0", Company="+SUM(1)",
+                         Email=" Ada@Example.COM "), RULES)
+    assert isinstance(out, Contact)
+    assert out.first_name == "José Ñ"
+    assert out.last_name.startswith("'=")
+    assert out.company == "'+SUM(1)"
+    assert out.email == "Ada@example.com"
+    assert transform(lead(Email="not-an-email"), RULES).email == ""  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1"])
+def test_formula_leads_are_neutralised(text: str) -> None:
+    assert clean_text(text, "x").startswith("'")
+
+
+def test_csv_line_quotes_commas_quotes_and_keeps_unicode() -> None:
+    out = transform(lead(Company='The "Best", Co', FirstName="Zoë"), RULES)
+    assert isinstance(out, Contact)
+    line = csv_line(csv_values(out))
+    assert next(csv.reader(io.StringIO(line))) == csv_values(out)
+
+
+def test_batch_contact_shape() -> None:
+    out = transform(lead(), RULES)
+    assert isinstance(out, Contact)
+    body = batch_contact(out)
+    assert body["external_id"] == LEAD_ID
+    assert body["phone_numbers"] == [{"number": "+14155550134", "type": "WORK", "primary": True}]
+    assert body["email_addresses"] == [{"email": "Ada@example.com", "primary": True}]
+    assert body["custom_attributes"]["sf_status"] == "Open - Not Contacted"
+
+
+def test_hash_ignores_key_order_and_changes_with_content() -> None:
+    a = transform(lead(), RULES)
+    b = transform(dict(reversed(list(lead().items()))), RULES)
+    c = transform(lead(FirstName="Grace"), RULES)
+    assert isinstance(a, Contact)
+    assert isinstance(b, Contact)
+    assert isinstance(c, Contact)
+    assert a.content_hash() == b.content_hash()
+    assert a.content_hash() != c.content_hash()
+    assert Contact.from_json(a.canonical()) == a
+
+
+def test_hash_is_stable_across_processes() -> None:
+    code = ("import json,sys; from syncd.transform import *; "
+            "r=Rules(frozenset({'Open - Not Contacted'})); "
+            "print(transform(json.loads(sys.argv[1]), r).content_hash().hex())")
+    record = json.dumps(lead())
+    hashes = {subprocess.run([sys.executable, "-c", code, record], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2", "3")}
+    assert len(hashes) == 1
+    here = transform(lead(), Rules(frozenset({"Open - Not Contacted"})))
+    assert isinstance(here, Contact)
+    assert hashes == {here.content_hash().hex()}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=300),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=6,
+)
+FIELDS = ["Id", "FirstName", "LastName", "Company", "Phone", "MobilePhone", "Email", "Status", "IsConverted",
+          "DoNotCall", "IsDeleted", "City", "State", "PostalCode", "SystemModstamp", "attributes"]
+records = st.one_of(
+    st.fixed_dictionaries({}, optional={f: json_values for f in FIELDS}),
+    st.builds(lambda over: lead(**over), st.fixed_dictionaries({}, optional={f: json_values for f in FIELDS})),
+    st.builds(lambda over: lead(**over), st.fixed_dictionaries({}, optional={
+        "FirstName": st.text(), "LastName": st.text(), "Company": st.text(),
+        "Phone": st.text(alphabet="0123456789 +-().x", max_size=25), "Email": st.text()})),
+    json_values,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(records)
+def test_any_record_is_a_contact_or_a_skip(record: Any) -> None:
+    out = transform(record, RULES)
+    assert isinstance(out, Contact | Skip)
+    if isinstance(out, Skip):
+        assert out.reason in REASONS
+        assert out.lead_id
+    else:
+        line = csv_line(csv_values(out))
+        assert next(csv.reader(io.StringIO(line))) == csv_values(out)
+        assert out.phone.startswith("+")
+        for value in csv_values(out)[2:]:
+            assert not value.startswith(("=", "+", "-", "@"))
