@@ -180,12 +180,11 @@ def sim(
 
     simulator = Simulator(leads=leads, seed=seed, job_delay=job_delay, port=port)
     url = simulator.start()
-    out.print(f"# simulator: Salesforce, CXone call-lists and contacts-batch at {url}", markup=False)
-    out.print(f"# control surface: {url}/_sim/info (leads, list, uploads, stats)", markup=False)
-    out.print("# secrets (export these):", markup=False)
-    for k, v in SIM_SECRETS.items():
-        out.print(f"#   export {k}={v}", markup=False)
-    out.print(simulator.config_toml(api=api), markup=False, highlight=False)
+    lines = [f"# simulator: Salesforce, CXone call-lists and contacts-batch at {url}",
+             f"# control surface: {url}/_sim/info (leads, list, uploads, stats)",
+             "# secrets (export these):"]
+    lines += [f"#   export {k}={v}" for k, v in SIM_SECRETS.items()]
+    print("\n".join(lines) + "\n" + simulator.config_toml(api=api), flush=True)
     try:
         while True:
             time.sleep(3600)

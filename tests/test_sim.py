@@ -1,0 +1,169 @@
+"""The simulator behaves as API-CONTRACTS.md says, seen from a plain HTTP client."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import time
+from typing import Any
+
+import jwt
+import pytest
+import requests
+
+from syncd.sim import Simulator
+from syncd.sim import cxone as cx
+from syncd.sim import salesforce as sf
+
+
+def sf_token(url: str) -> str:
+    r = requests.post(f"{url}/services/oauth2/token", data={"grant_type": "client_credentials",
+                                                              "client_id": sf.CLIENT_ID, "client_secret": sf.CLIENT_SECRET},
+                      timeout=10)
+    assert r.status_code == 200
+    body = r.json()
+    assert "expires_in" not in body
+    assert body["instance_url"] == url
+    return str(body["access_token"])
+
+
+def test_salesforce_paging_snapshot_and_errors(sim: Simulator) -> None:
+    sim.seed_leads(450, seed=1)
+    token = sf_token(sim.url)
+    h = {"Authorization": f"Bearer {token}", "Sforce-Query-Options": "batchSize=200"}
+    q = "SELECT Id, SystemModstamp FROM Lead ORDER BY SystemModstamp, Id"
+    r = requests.get(f"{sim.url}/services/data/v62.0/queryAll", params={"q": q}, headers=h, timeout=10)
+    body = r.json()
+    assert r.headers["Sforce-Limit-Info"].startswith("api-usage=")
+    assert body["totalSize"] == 450
+    assert len(body["records"]) == 200
+    assert body["done"] is False
+    assert body["nextRecordsUrl"].startswith("/services/data/v62.0/query/01g")
+    assert body["records"][0]["attributes"]["type"] == "Lead"
+    assert body["records"][0]["SystemModstamp"].endswith(".000+0000")
+    sim.mutate(50, seed=2)  # later edits do not show in a running query's pages
+    ids = [x["Id"] for x in body["records"]]
+    url = body["nextRecordsUrl"]
+    while url:
+        page = requests.get(f"{sim.url}{url}", headers=h, timeout=10).json()
+        ids += [x["Id"] for x in page["records"]]
+        url = page.get("nextRecordsUrl")
+    assert len(ids) == len(set(ids)) == 450
+    # Errors are JSON arrays with Salesforce's codes.
+    bad = requests.get(f"{sim.url}/services/data/v62.0/query", params={"q": "SELECT Nope FROM Lead"}, headers=h,
+                       timeout=10)
+    assert bad.status_code == 400
+    assert bad.json()[0]["errorCode"] == "INVALID_FIELD"
+    unauth = requests.get(f"{sim.url}/services/data/v62.0/query", params={"q": q}, timeout=10)
+    assert unauth.status_code == 401
+    assert unauth.json()[0]["errorCode"] == "INVALID_SESSION_ID"
+    # A locator dies with the session that made it.
+    first = requests.get(f"{sim.url}/services/data/v62.0/queryAll", params={"q": q}, headers=h, timeout=10).json()
+    other = sf_token(sim.url)
+    dead = requests.get(f"{sim.url}{first['nextRecordsUrl']}", headers={"Authorization": f"Bearer {other}"},
+                        timeout=10)
+    assert dead.status_code == 400
+    assert dead.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+
+
+def test_salesforce_query_hides_deleted_rows_queryall_shows_them(sim: Simulator) -> None:
+    ids = sim.upsert_leads([{"Status": "Open - Not Contacted"}, {"Status": "Open - Not Contacted", "IsDeleted": True}])
+    h = {"Authorization": f"Bearer {sf_token(sim.url)}"}
+    q = {"q": "SELECT Id, IsDeleted FROM Lead"}
+    plain = requests.get(f"{sim.url}/services/data/v62.0/query", params=q, headers=h, timeout=10).json()
+    every = requests.get(f"{sim.url}/services/data/v62.0/queryAll", params=q, headers=h, timeout=10).json()
+    assert [r["Id"] for r in plain["records"]] == ids[:1]
+    assert sorted(r["Id"] for r in every["records"]) == sorted(ids)
+
+
+def cx_token(url: str) -> tuple[str, dict[str, Any]]:
+    issuer = requests.get(f"{url}/.well-known/openid-configuration", timeout=10).json()
+    r = requests.post(issuer["token_endpoint"], data={"grant_type": "password", "username": cx.ACCESS_KEY_ID,
+                                                      "password": cx.ACCESS_KEY_SECRET},
+                      auth=(cx.CLIENT_ID, cx.CLIENT_SECRET), timeout=10)
+    body = r.json()
+    claims = jwt.decode(body["id_token"], options={"verify_signature": False})
+    return str(body["access_token"]), claims
+
+
+def test_cxone_call_list_upload_job_and_removal(sim: Simulator) -> None:
+    token, claims = cx_token(sim.url)
+    found = requests.get(f"{sim.url}/.well-known/cxone-configuration", params={"tenantId": claims["tenantId"]},
+                         timeout=10).json()
+    api = f"{found['api_endpoint']}/inContactAPI/services/v33.0/lists/call-lists"
+    h = {"Authorization": f"Bearer {token}"}
+    csv_text = ("ExternalId,PhoneNumber,FirstName\r\nA1,+14155550134,Ann\r\nA2,+14155550135,\"Bo, Jr\"\r\n"
+                f"A3,+14155550136,{'x' * 600}\r\n")
+    body = {"listFile": base64.b64encode(csv_text.encode()).decode(), "fileName": "f.csv", "skillId": 5678,
+            "forceOverwrite": True, "expirationDate": "", "startSkill": False}
+    job = requests.post(f"{api}/1234/upload", json=body, headers=h, timeout=10).json()["jobId"]
+    assert isinstance(job, int)
+    first = requests.get(f"{api}/jobs/{job}", headers=h, timeout=10).json()["uploadJobs"][0]
+    assert first["isComplete"] is False
+    time.sleep(0.1)
+    done = requests.get(f"{api}/jobs/{job}", headers=h, timeout=10).json()["uploadJobs"][0]
+    assert done["isComplete"] is True
+    assert done["isCancelled"] is False
+    info = requests.get(f"{api}/1234", headers=h, timeout=10).json()["resultSet"]
+    assert (info["validRecords"], info["invalidRecords"]) == (2, 1)  # the 600-character record is refused
+    bad_header = dict(body, listFile=base64.b64encode(b"Id,Phone\r\nA,+1\r\n").decode())
+    assert requests.post(f"{api}/1234/upload", json=bad_header, headers=h, timeout=10).status_code == 400
+    removed = requests.delete(f"{api}/Salesforce%20Leads/removeProspects", headers=h, timeout=10,
+                              json={"prospectsToRemove": [{"externalId": "A1"}, {"externalId": "ZZ"}]}).json()
+    assert [r["externalId"] for r in removed["successfulRecords"]] == ["A1"]
+    assert [r["externalId"] for r in removed["failedRecords"]] == ["ZZ"]
+    listed = requests.get(f"{sim.url}/_sim/cxone/list", timeout=10).json()["records"]
+    assert set(listed) == {"A2"}
+    assert listed["A2"]["FirstName"] == "Bo, Jr"
+
+
+def test_contacts_batch_rules(sim: Simulator) -> None:
+    r = requests.post(f"{sim.url}/oauth2/token", timeout=10, data={
+        "grant_type": "client_credentials", "client_id": cx.CLIENT_ID, "client_secret": cx.CLIENT_SECRET,
+        "scope": "contact-center:contacts:read"})
+    assert r.status_code == 403  # missing the write scope
+    token = requests.post(f"{sim.url}/oauth2/token", timeout=10, data={
+        "grant_type": "client_credentials", "client_id": cx.CLIENT_ID, "client_secret": cx.CLIENT_SECRET,
+        "scope": "contact-center:contacts:write"}).json()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    one = {"external_id": "A", "name": "A", "phone_numbers": [{"number": "+14155550134", "type": "WORK",
+                                                              "primary": True}]}
+    url = f"{sim.url}/v2/contact-center/contacts/batch"
+    assert requests.post(url, json={"contacts": [one, one]}, headers=h, timeout=10).status_code == 400
+    assert requests.post(url, json={"contacts": [one] * 501}, headers=h, timeout=10).status_code == 400
+    job = requests.post(url, json={"contacts": [one]}, headers=h, timeout=10).json()
+    assert job["status"] == "PROCESSING"
+    time.sleep(0.1)
+    assert requests.get(f"{url}/{job['job_id']}", headers=h, timeout=10).json()["status"] == "COMPLETED"
+
+
+def test_control_surface_changes_leads_over_http(sim: Simulator) -> None:
+    sim.seed_leads(100, seed=3)
+    changed = requests.post(f"{sim.url}/_sim/mutate", json={"count": 10, "seed": 4, "new": 2}, timeout=10).json()
+    assert sum(changed["changes"].values()) == 12
+    ids = requests.post(f"{sim.url}/_sim/leads", json={"leads": [{"Id": "00Q000000000001EAY", "DoNotCall": True}]},
+                        timeout=10).json()["ids"]
+    leads = {x["Id"]: x for x in requests.get(f"{sim.url}/_sim/leads", timeout=10).json()["leads"]}
+    assert len(leads) == 102
+    assert leads[ids[0]]["DoNotCall"] is True
+    assert requests.get(f"{sim.url}/_sim/stats", timeout=10).json()["calls"]["sim.mutate"] == 1
+
+
+@pytest.mark.parametrize("api", ["call-lists", "contacts-batch"])
+def test_syncd_sim_prints_urls_and_a_matching_config(api: str) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "syncd", "sim", "--port", "0", "--leads", "10", "--api", api],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = []
+        while not any(line.startswith("client_id") for line in lines[-8:]) or len(lines) < 30:
+            lines.append(proc.stdout.readline().rstrip("\n"))
+        text = "\n".join(lines)
+        assert "export SYNCD_SALESFORCE_CLIENT_SECRET=" in text
+        assert f'api = "{api}"' in text
+        url = lines[0].split(" at ")[1]
+        assert requests.get(f"{url}/_sim/info", timeout=10).json()["leads"] == 10
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
