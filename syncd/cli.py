@@ -167,6 +167,67 @@ def skipped(config: Path | None = ConfigOpt, as_csv: bool = typer.Option(False, 
         out.print(t)
 
 
+BATCH_STATES = ("staged", "submitted", "completed", "failed")
+
+
+@app.command()
+def jobs(
+    config: Path | None = ConfigOpt,
+    state: str | None = typer.Option(None, "--state", help="staged | submitted | completed | failed"),
+    as_json: bool = typer.Option(False, "--json"),
+    limit: int = typer.Option(100, help="Newest batches to show."),
+) -> None:
+    """Batches and their CXone job ids, upload attempts, errors and parked leads."""
+    from syncd import report
+
+    if state is not None and state not in BATCH_STATES:
+        say(f"syncd: --state must be one of {', '.join(BATCH_STATES)}, not {state!r}")
+        raise typer.Exit(EXIT_USAGE)
+    with errors():
+        rows = report.jobs(_config(config), state, limit)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    t = Table("batch", "kind", "state", "CXone job", "rows", "uploads", "parked", "created", "error")
+    for r in rows:
+        t.add_row(r["id"], r["kind"], r["state"], r["job_id"] or "", f"{r['rows']:,}", str(r["uploads"]),
+                  str(r["parked"] or ""), r["created_at"][:19], r["error"] or "")
+    out.print(t)
+
+
+@app.command("replay-job")
+def replay_job(
+    job: str = typer.Argument(..., metavar="ID", help="A CXone job id or a syncd batch id."),
+    config: Path | None = ConfigOpt,
+) -> None:
+    """Re-queue a finished job's leads, with their current content, as a new batch (parked leads too)."""
+    from syncd import admin
+
+    with errors():
+        staged = admin.replay_job(_config(config), job)
+    for batch_id, kind, rows in staged:
+        print(f"staged {kind} batch {batch_id} with {rows:,} leads; the next run (or the running daemon) sends it")
+
+
+@app.command()
+def reset(
+    config: Path | None = ConfigOpt,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Rewind the watermark so the next run re-reads the whole org (acked hashes are kept)."""
+    from syncd import admin
+
+    with errors():
+        cfg = _config(config)
+        if not yes and not typer.confirm(f"Rewind {cfg.state.path} for a full resync?", default=False):
+            say("syncd: reset cancelled; nothing changed")
+            raise typer.Exit(EXIT_FAILED)
+        before = admin.reset(cfg)
+    print(f"watermark {before['watermark'] or 'none'} cleared"
+          + (" and the open window dropped" if before["window_open"] else "")
+          + "; the next run reads the whole org and sends only what CXone does not already have")
+
+
 @app.command()
 def sim(
     port: int = typer.Option(8765, help="Port on 127.0.0.1 (0 picks a free one)."),

@@ -120,7 +120,9 @@ class Engine:
         try:
             self._phase("resuming")
             self._pump(wait=False)
-            self._read_window()
+            if self._read_window():
+                # That was a window an earlier run left; now read up to the present as well.
+                self._read_window()
             self._stage(final=True)
             self._phase("delivering")
             self._pump(wait=True)
@@ -154,12 +156,13 @@ class Engine:
             raise StopRequested("stop requested")
 
     # -- extraction -------------------------------------------------------------------------------
-    def _open_window(self) -> tuple[datetime | None, datetime]:
+    def _open_window(self) -> tuple[datetime | None, datetime, bool]:
+        """The saved window (resumed = True), or a new one fixed now and saved before any read."""
         st = self.store.sync_state()
         if st.in_window:
             assert st.window_end is not None
             log.info("resuming window [%s, %s) at %s", st.window_start, st.window_end, st.pos_ts or "its start")
-            return st.window_start, st.window_end
+            return st.window_start, st.window_end, True
         sf = self.cfg.salesforce
         end = floor_second(self.now() - timedelta(seconds=sf.lag_seconds))
         start = None
@@ -167,7 +170,7 @@ class Engine:
             start = st.watermark - timedelta(seconds=sf.lookback_seconds)
             end = max(end, st.watermark)  # the watermark never moves backwards
         self.store.open_window(start, end, self.run_id)
-        return start, end
+        return start, end, False
 
     def _first_page(self, start: datetime | None, end: datetime) -> Page:
         st = self.store.sync_state()
@@ -184,8 +187,9 @@ class Engine:
         # Rows at the saved second are read again; their unchanged hashes make that a no-op.
         return self.sf.query_all(window_query(self.fields, from_ts, end, self.cfg.salesforce.where))
 
-    def _read_window(self) -> None:
-        start, end = self._open_window()
+    def _read_window(self) -> bool:
+        """Read one window to its end and move the watermark; True if it was a resumed window."""
+        start, end, resumed = self._open_window()
         self.store.set_run_window(self.run_id, start, end)
         self._phase("reading")
         page = self._first_page(start, end)
@@ -210,8 +214,10 @@ class Engine:
                 log.info("query locator expired mid-window; re-reading from the saved position")
                 page = self._requery(start, end)
         failpoint("before_watermark")
-        self.store.close_window()
+        if not self.store.close_window(end):
+            log.warning("the window was reset while this run read it; the watermark stays where reset put it")
         failpoint("after_watermark")
+        return resumed
 
     def _apply(self, page: Page) -> None:
         updates: list[LeadUpdate] = []

@@ -45,6 +45,14 @@ def status(config: Config) -> dict[str, Any]:
     }
 
 
+def jobs(config: Config, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    store = _open(config)
+    try:
+        return store.list_batches(state, limit)
+    finally:
+        store.close()
+
+
 def skipped(config: Config) -> Iterator[dict[str, Any]]:
     store = _open(config)
     try:

@@ -113,6 +113,12 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     """)
 
 
+@migrations()
+def m002_parked_batch(db: sqlite_utils.Database) -> None:
+    # Which batch's failure parked a lead, so `syncd jobs` and `replay-job` can find it.
+    db.execute("ALTER TABLE leads ADD COLUMN parked_batch TEXT")
+
+
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -225,13 +231,13 @@ def _check_file(path: Path) -> None:
 
 
 class Store:
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False, create: bool = True) -> None:
         self.path = path
         self.readonly = readonly
         exists = path.exists() and path.stat().st_size > 0
         if exists:
             _check_file(path)
-        elif readonly:
+        elif readonly or not create:
             raise StateError(f"no state at {path} yet: run `syncd sync` first")
         else:
             try:
@@ -317,16 +323,21 @@ class Store:
                       "pos_ts = NULL, pos_id = NULL, next_url = NULL, next_url_at = NULL",
                       (iso(start), iso(end), run_id))
 
-    def close_window(self) -> None:
-        """The whole window was read: the watermark moves to its end, never backwards."""
+    def close_window(self, end: datetime) -> bool:
+        """The whole window ending at ``end`` was read: the watermark moves there, never backwards.
+
+        Returns False (and changes nothing) when that window is no longer the open one, which
+        happens when an operator ran ``syncd reset`` while the run was reading.
+        """
         with self.transaction() as c:
             st = self.sync_state()
-            if st.window_end is None:
-                raise StateError("no open window to close")
+            if st.window_end != end:
+                return False
             if st.watermark is not None and st.window_end < st.watermark:
                 raise StateError(f"window end {st.window_end} is before the watermark {st.watermark}")
             c.execute("UPDATE sync_state SET watermark = window_end, window_start = NULL, window_end = NULL, "
                       "window_run_id = NULL, pos_ts = NULL, pos_id = NULL, next_url = NULL, next_url_at = NULL")
+        return True
 
     def rewind(self) -> None:
         """``syncd reset``: forget the watermark and any open window; acked hashes stay."""
@@ -376,7 +387,7 @@ class Store:
     def count_pending(self, kind: str) -> int:
         return int(self.scalar(f"SELECT count(*) FROM leads WHERE {PENDING[kind]}"))  # noqa: S608
 
-    def stage(self, batch_id: str, kind: str, file_name: str, members: Sequence[Member], run_id: int,
+    def stage(self, batch_id: str, kind: str, file_name: str, members: Sequence[Member], run_id: int | None,
               now: datetime, replay_of: str | None = None) -> None:
         with self.transaction() as c:
             c.execute("INSERT INTO batches (id, kind, state, file_name, rows, run_id, replay_of, created_at) "
@@ -424,9 +435,10 @@ class Store:
         with self.transaction() as c:
             c.execute("UPDATE leads SET batch_id = NULL, attempts = attempts + 1 WHERE batch_id = ?", (batch_id,))
             parked = c.execute(
-                "UPDATE leads SET parked = ? WHERE id IN (SELECT lead_id FROM batch_members WHERE batch_id = ?) "
+                "UPDATE leads SET parked = ?, parked_batch = ? WHERE id IN "
+                "(SELECT lead_id FROM batch_members WHERE batch_id = ?) "
                 "AND attempts >= ? AND parked IS NULL AND seen_hash IS NOT acked_hash",
-                (f"{error} (batch {batch_id})"[:300], batch_id, max_attempts)).rowcount
+                (error[:300], batch_id, batch_id, max_attempts)).rowcount
             self._close(c, batch_id, "failed", error, now)
         return int(parked)
 
@@ -439,8 +451,10 @@ class Store:
             c.executemany("DELETE FROM leads WHERE id = ? AND seen_hash IS NULL AND acked_hash IS NULL "
                           "AND batch_id IS NULL", [(lead,) for lead in removed])
             c.executemany("UPDATE leads SET batch_id = NULL, attempts = attempts + 1, "
-                          "parked = CASE WHEN attempts + 1 >= ? THEN 'removal failed' ELSE parked END "
-                          "WHERE id = ? AND batch_id = ?", [(max_attempts, lead, batch_id) for lead in failed])
+                          "parked = CASE WHEN attempts + 1 >= ? THEN 'CXone did not confirm the removal' "
+                          "ELSE parked END, parked_batch = CASE WHEN attempts + 1 >= ? THEN ? ELSE parked_batch END "
+                          "WHERE id = ? AND batch_id = ?",
+                          [(max_attempts, max_attempts, batch_id, lead, batch_id) for lead in failed])
             c.execute("UPDATE runs SET removed = removed + ? WHERE id = ?", (len(removed), run_id))
             error = f"{len(failed)} of {len(removed) + len(failed)} not removed" if failed else None
             self._close(c, batch_id, "completed", error, now)
@@ -450,6 +464,44 @@ class Store:
                   (state, error, iso(now), batch_id))
         # The rows were needed only while the batch could be sent again.
         c.execute("UPDATE batch_members SET payload = NULL WHERE batch_id = ?", (batch_id,))
+
+    def find_batch(self, ref: str) -> dict[str, Any] | None:
+        """A batch by its id or by the CXone job id it was submitted as (the latest such batch)."""
+        rows = self.query("SELECT * FROM batches WHERE id = ? OR job_id = ? ORDER BY id = ? DESC, created_at DESC "
+                          "LIMIT 1", (ref, ref, ref))
+        return rows[0] if rows else None
+
+    def replay(self, source: str, now: datetime) -> list[tuple[str, str, int]]:
+        """Re-queue a closed batch's leads with their current content as new batches.
+
+        Parked members are released; members already in an open batch, or no longer tracked,
+        are left alone. Returns the (batch id, kind, rows) staged, in one transaction.
+        """
+        staged: list[tuple[str, str, int]] = []
+        with self.transaction() as c:
+            rows = c.execute(
+                "SELECT l.id, l.seen_hash, l.acked_hash, l.payload FROM batch_members m JOIN leads l "
+                "ON l.id = m.lead_id WHERE m.batch_id = ? AND l.batch_id IS NULL ORDER BY l.id",
+                (source,)).fetchall()
+            prior = c.execute("SELECT count(*) FROM batches WHERE replay_of = ?", (source,)).fetchone()[0]
+            upserts = [Member(i, s, p) for i, s, a, p in rows if s is not None]
+            removals = [Member(i, None, None) for i, s, a, p in rows if s is None and a is not None]
+            for kind, members in (("upsert", upserts), ("remove", removals)):
+                if not members:
+                    continue
+                batch_id = f"replay{prior + 1}-{kind[0]}-{source}"
+                self.stage(batch_id, kind, f"syncd-{batch_id}.csv", members, None, now, replay_of=source)
+                staged.append((batch_id, kind, len(members)))
+            c.executemany("UPDATE leads SET parked = NULL, parked_batch = NULL, attempts = 0 WHERE id = ?",
+                          [(m.lead_id,) for m in upserts + removals])
+        return staged
+
+    def list_batches(self, state: str | None, limit: int) -> list[dict[str, Any]]:
+        return self.query(
+            "SELECT b.id, b.kind, b.state, b.job_id, b.rows, b.uploads, b.error, b.replay_of, b.created_at, "
+            "b.submitted_at, b.finished_at, (SELECT count(*) FROM leads l WHERE l.parked_batch = b.id) AS parked "
+            "FROM batches b WHERE ? IS NULL OR b.state = ? ORDER BY b.created_at DESC, b.id DESC LIMIT ?",
+            (state, state, limit))
 
     # -- runs -----------------------------------------------------------------------------------
     def start_run(self, pid: int, now: datetime) -> int:

@@ -27,6 +27,7 @@ class Env:
         return self.tmp / "syncd.toml"
 
     def write_config(self, **kw: Any) -> Path:
+        kw.setdefault("poll_interval", 0.05)
         text = self.sim.config_toml(api=self.api, state_path=str(self.tmp / "state" / "syncd.db"), **kw)
         self.config_path.write_text(text + self.overrides)
         return self.config_path

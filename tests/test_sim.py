@@ -18,9 +18,8 @@ from syncd.sim import salesforce as sf
 
 
 def sf_token(url: str) -> str:
-    r = requests.post(f"{url}/services/oauth2/token", data={"grant_type": "client_credentials",
-                                                              "client_id": sf.CLIENT_ID, "client_secret": sf.CLIENT_SECRET},
-                      timeout=10)
+    form = {"grant_type": "client_credentials", "client_id": sf.CLIENT_ID, "client_secret": sf.CLIENT_SECRET}
+    r = requests.post(f"{url}/services/oauth2/token", data=form, timeout=10)
     assert r.status_code == 200
     body = r.json()
     assert "expires_in" not in body
@@ -156,7 +155,7 @@ def test_syncd_sim_prints_urls_and_a_matching_config(api: str) -> None:
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        lines = []
+        lines: list[str] = []
         while not any(line.startswith("client_id") for line in lines[-8:]) or len(lines) < 30:
             lines.append(proc.stdout.readline().rstrip("\n"))
         text = "\n".join(lines)

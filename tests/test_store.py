@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from syncd.errors import LockHeld, StateError
-from syncd.store import LeadUpdate, Member, StateLock, Store
+from syncd.store import LeadUpdate, Member, StateLock, Store, migrations
 
 T = datetime(2024, 5, 15, 10, 30, tzinfo=timezone.utc)
 
@@ -36,10 +37,24 @@ def test_pragmas_and_permissions(store: Store) -> None:
 
 def test_migrations_are_named_and_reopen_cleanly(store: Store) -> None:
     names = [r["name"] for r in store.query("SELECT name FROM _sqlite_migrations ORDER BY rowid")]
-    assert names == ["m001_initial"]
+    assert names == ["m001_initial", "m002_parked_batch"]
     store.close()
     again = Store(store.path)
     assert [r["name"] for r in again.query("SELECT name FROM _sqlite_migrations")] == names
+
+
+def test_an_older_schema_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA application_id = {0x53594E43}")
+    db = sqlite_utils.Database(conn)
+    migrations.apply(db, stop_before="m002_parked_batch")  # the state as the first release left it
+    conn.execute("INSERT INTO leads (id, seen_hash, payload) VALUES ('L1', x'01', 'row')")
+    conn.close()
+    store = Store(path)
+    assert [r["name"] for r in store.query("SELECT name FROM _sqlite_migrations")][-1] == "m002_parked_batch"
+    assert store.query("SELECT id, payload, parked_batch FROM leads") == [
+        {"id": "L1", "payload": "row", "parked_batch": None}]
 
 
 def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:
@@ -86,12 +101,20 @@ def test_transaction_rolls_back_on_error(store: Store) -> None:
 
 def test_watermark_moves_only_forward(store: Store) -> None:
     store.open_window(None, T, 1)
-    store.close_window()
+    assert store.close_window(T)
     assert store.sync_state().watermark == T
-    store.open_window(T - timedelta(minutes=5), T - timedelta(seconds=1), 2)
+    earlier = T - timedelta(seconds=1)
+    store.open_window(T - timedelta(minutes=5), earlier, 2)
     with pytest.raises(StateError, match="before the watermark"):
-        store.close_window()
+        store.close_window(earlier)
     assert store.sync_state().watermark == T
+
+
+def test_a_window_reset_underneath_a_run_is_not_closed(store: Store) -> None:
+    store.open_window(None, T, 1)
+    store.rewind()  # `syncd reset` while the run reads
+    assert not store.close_window(T)
+    assert store.sync_state().watermark is None
 
 
 def test_ack_takes_exactly_the_sent_hash_and_a_change_meanwhile_stays_dirty(store: Store) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import hashlib
 import io
+import json
 import re
 import secrets
 import threading
@@ -180,7 +182,7 @@ class CXoneSim:
             header = next(reader, [])
             if header != target.columns[: len(header)] or not {target.columns[0], target.columns[1]} <= set(header):
                 return Response(400, {"error": "the file header does not match the list's column mapping"})
-            rows, invalid = [], 0
+            rows, invalid, digests = [], 0, []
             for line, values in zip(lines[1:], reader, strict=False):
                 record = dict(zip(DEFAULT_COLUMNS, values, strict=False))
                 phone = record.get("PhoneNumber", "")
@@ -188,12 +190,13 @@ class CXoneSim:
                     invalid += 1
                     continue
                 rows.append(record)
+                digests.append(hashlib.blake2b(line.encode(), digest_size=8).hexdigest())
             target.invalid += invalid
             job = self._new_job(rows, file_name=str(body["fileName"]), list_id=target.list_id)
             self.jobs[job.job_id] = job
             self.uploads.append({"jobId": job.job_id, "fileName": job.file_name, "rows": len(rows) + invalid,
                                  "invalid": invalid, "externalIds": [r["ExternalId"] for r in rows],
-                                 "bytes": len(req.body), "at": iso(job.submitted)})
+                                 "digests": digests, "bytes": len(req.body), "at": iso(job.submitted)})
             return Response(202, {"jobId": int(job.job_id)})
 
     def job(self, req: Request) -> Response:
@@ -296,8 +299,12 @@ class CXoneSim:
             job = self._new_job(contacts)
             job.job_id = str(uuid.uuid4())
             self.batch_jobs[job.job_id] = job
-            self.uploads.append({"jobId": job.job_id, "fileName": "", "rows": len(contacts), "invalid": 0,
-                                 "externalIds": sorted(seen), "bytes": len(req.body), "at": iso(job.submitted)})
+            self.uploads.append({
+                "jobId": job.job_id, "fileName": "", "rows": len(contacts), "invalid": 0,
+                "externalIds": [c["external_id"] for c in contacts],
+                "digests": [hashlib.blake2b(json.dumps(c, sort_keys=True).encode(), digest_size=8).hexdigest()
+                            for c in contacts],
+                "bytes": len(req.body), "at": iso(job.submitted)})
             return Response(202, self._batch_view(job))
 
     def batch_job(self, req: Request) -> Response:

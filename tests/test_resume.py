@@ -1,0 +1,138 @@
+"""Pre-built crash states resume correctly: each is the state a kill at one boundary leaves."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from syncd.cxone import make_sink
+from syncd.engine import Engine, utcnow
+from syncd.http import make_session
+from syncd.salesforce import SalesforceClient
+from syncd.soql import select_fields, window_query
+from syncd.store import Store
+from tests import oracle
+from tests.conftest import Env
+
+
+def engine(env: Env, store: Store) -> Engine:
+    config = env.config()
+    secrets = env.secrets(config)
+    session = make_session()
+    return Engine(config, store, SalesforceClient(config.salesforce, secrets, session),
+                  make_sink(config, secrets, session, utcnow))
+
+
+def test_a_staged_batch_without_a_job_id_is_uploaded_as_it_was(env: Env) -> None:
+    env.sim.seed_leads(300, seed=31)
+    first = env.sync()
+    assert first.ok
+    env.sim.mutate(60, seed=32, modstamp=datetime.now(timezone.utc) - timedelta(seconds=2))
+    store = Store(env.tmp / "state" / "syncd.db")
+    eng = engine(env, store)
+    # Read and stage, as a run would before it was killed ahead of the upload.
+    eng.run_id = store.start_run(1, utcnow())
+    eng._read_window()
+    eng._stage(final=True)
+    staged = store.batches("staged")
+    assert staged
+    rows_before = {b.id: [(m.lead_id, m.hash, m.payload) for m in store.members(b.id)] for b in staged}
+    store.close()
+    uploads = len(env.sim.cx.uploads)
+
+    again = env.sync()
+    assert again.ok
+    sent = env.sim.cx.uploads[uploads:]
+    upserts = [b for b in staged if b.kind == "upsert"]
+    assert upserts
+    assert any(b.kind == "remove" for b in staged)
+    assert [u["fileName"] for u in sent[: len(upserts)]] == [f"syncd-{b.id}.csv" for b in upserts]
+    store = Store(env.tmp / "state" / "syncd.db")
+    for b in staged:
+        assert [(m.lead_id, m.hash) for m in store.members(b.id)] == [(i, h) for i, h, _ in rows_before[b.id]]
+    assert store.batches("staged", "submitted") == []
+    assert env.list_phones() == oracle.expected(env.sim.leads())
+
+
+def test_a_job_id_never_polled_is_polled_not_uploaded_again(env: Env) -> None:
+    env.sim.seed_leads(200, seed=33)
+    store = Store(env.tmp / "state" / "syncd.db")
+    eng = engine(env, store)
+    eng.run_id = store.start_run(1, utcnow())
+    eng._read_window()
+    eng._stage(final=True)
+    (batch,) = store.batches("staged")
+    members = store.members(batch.id)
+    job = eng.sink.upload(batch.file_name, [m.payload or "" for m in members])
+    store.mark_submitted(batch.id, job, utcnow(), eng.run_id)
+    store.close()  # killed here: the job id is committed, never polled
+
+    result = env.sync()
+    assert result.ok
+    assert len(env.sim.cx.uploads) == 1, "the batch must not be uploaded a second time"
+    assert env.list_phones() == oracle.expected(env.sim.leads())
+
+
+def test_a_half_read_window_with_a_dead_locator_resumes_from_its_position(env: Env) -> None:
+    env.sim.seed_leads(900, seed=34)
+    env.sim.sf.max_page_size = 200
+    config = env.config()
+    store = Store(env.tmp / "state" / "syncd.db")
+    eng = engine(env, store)
+    eng.run_id = store.start_run(1, utcnow())
+    end = utcnow().replace(microsecond=0)
+    store.open_window(None, end, eng.run_id)
+    page = eng.sf.query_all(window_query(select_fields(config.salesforce.phone_fields), None, end))
+    eng._apply(page)  # first page committed with its position and nextRecordsUrl
+    state = store.sync_state()
+    assert state.next_url is not None
+    assert state.pos_id is not None
+    store.close()
+    env.sim.sf.revoke()  # the session, and every locator it made, is gone
+    next_calls = env.sim.stats["sf.next"]
+
+    result = env.sync()
+    assert result.ok
+    assert env.sim.stats["sf.next"] > next_calls  # it tried the saved locator first ...
+    # ... then re-issued the window query from the saved position (2), then read a fresh window (3).
+    assert env.sim.sf.queries == 3
+    assert env.list_phones() == oracle.expected(env.sim.leads())
+    assert result.read < 900  # it did not start over
+
+
+def test_an_old_locator_is_not_tried(env: Env) -> None:
+    env.sim.seed_leads(500, seed=35)
+    env.sim.sf.max_page_size = 200
+    config = env.config()
+    store = Store(env.tmp / "state" / "syncd.db")
+    eng = engine(env, store)
+    eng.run_id = store.start_run(1, utcnow())
+    end = utcnow().replace(microsecond=0)
+    store.open_window(None, end, eng.run_id)
+    page = eng.sf.query_all(window_query(select_fields(config.salesforce.phone_fields), None, end))
+    eng._apply(page)
+    with store.transaction() as c:  # the page was fetched an hour ago
+        c.execute("UPDATE sync_state SET next_url_at = ?", ((utcnow() - timedelta(hours=1)).isoformat(),))
+    store.close()
+    next_calls = env.sim.stats["sf.next"]
+
+    assert env.sync().ok
+    assert env.sim.stats["sf.next"] == next_calls + 1  # only the re-issued query's second page
+    assert env.list_phones() == oracle.expected(env.sim.leads())
+
+
+def test_a_resumed_window_is_followed_by_a_fresh_one(env: Env) -> None:
+    env.sim.seed_leads(200, seed=36)
+    store = Store(env.tmp / "state" / "syncd.db")
+    old_end = utcnow().replace(microsecond=0) - timedelta(minutes=30)
+    store.open_window(None, old_end, 0)  # a run 30 minutes ago opened this window and died
+    store.close()
+    recent = env.sim.upsert_leads([{"Status": "Open - Not Contacted", "Phone": "(415) 555-0177",
+                                    "IsConverted": False, "DoNotCall": False, "IsDeleted": False}],
+                                  modstamp=utcnow() - timedelta(minutes=5))
+    result = env.sync()
+    assert result.ok
+    assert recent[0] in env.list_phones()
+    store = Store(env.tmp / "state" / "syncd.db")
+    watermark = store.sync_state().watermark
+    assert watermark is not None
+    assert watermark > old_end
