@@ -22,12 +22,14 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q -n 2 -p no:cacheprovider
+	$(BIN)/pytest -q -n 2 -p no:cacheprovider -m "not soak"
 
+# The soak runs on its own, unparallelised and with -s, so its seed and figures reach the log.
 test: $(STAMP)
 	$(BIN)/ruff check syncd tests
 	$(BIN)/mypy
-	$(BIN)/pytest -q -n 2 -p no:cacheprovider
+	$(BIN)/pytest -q -n 2 -p no:cacheprovider -m "not soak"
+	$(BIN)/pytest -q -s -p no:cacheprovider -m soak
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -10,12 +10,8 @@ from typing import Any
 
 from syncd.config import Config
 from syncd.engine import utcnow
-from syncd.errors import SyncdError
+from syncd.errors import Refused
 from syncd.store import Store
-
-
-class Refused(SyncdError):
-    """The operator asked for something that cannot be done as asked; nothing was changed."""
 
 
 def replay_job(config: Config, ref: str) -> list[tuple[str, str, int]]:

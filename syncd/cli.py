@@ -22,7 +22,7 @@ from syncd import logs
 from syncd.config import Config, Secrets, load_config, load_secrets, resolve_path
 from syncd.engine import Progress as RunProgress
 from syncd.engine import RunResult
-from syncd.errors import ConfigError, LockHeld, StateError, SyncdError
+from syncd.errors import ConfigError, LockHeld, Refused, StateError, SyncdError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -47,6 +47,9 @@ def errors() -> Iterator[None]:
     except LockHeld as e:
         say(f"syncd: {e}")
         raise typer.Exit(EXIT_LOCKED) from None
+    except Refused as e:
+        say(f"syncd: {e}")
+        raise typer.Exit(EXIT_USAGE) from None
     except (StateError, SyncdError) as e:
         say(f"syncd: {e}")
         raise typer.Exit(EXIT_FAILED) from None

@@ -11,6 +11,7 @@ with ``raise ... from``.
     ├── ConfigError              fatal: bad syncd.toml or missing secret          (exit 2)
     ├── StateError               fatal: unreadable, foreign or newer state file   (exit 1)
     │   └── LockHeld             another syncd holds the state lock               (exit 3)
+    ├── Refused                  an admin command cannot do what was asked        (exit 2)
     ├── TransientError           retry at the next run
     │   ├── RemoteUnavailable    5xx, 429, connection drops, timeouts (after retries)
     │   ├── SessionExpired       401: re-authenticate once and repeat the call
@@ -47,6 +48,10 @@ class StateError(SyncdError):
 
 class LockHeld(StateError):
     """Another syncd process holds the single-writer lock on the state."""
+
+
+class Refused(SyncdError):
+    """An operator asked for something that cannot be done as asked; nothing was changed (exit 2)."""
 
 
 class TransientError(SyncdError):

@@ -235,7 +235,8 @@ client_id = "{cx.CLIENT_ID}"
     def _c_config(self, req: Request) -> Response:
         body = req.json() or {}
         with self.lock:
-            for key, target, attr in (("job_delay", self.cx, "job_delay"), ("max_page_size", self.sf, "max_page_size"),
+            for key, target, attr in (("job_delay", self.cx, "job_delay"), ("cancel_next", self.cx, "cancel_next"),
+                                      ("max_page_size", self.sf, "max_page_size"),
                                       ("locator_ttl", self.sf, "locator_ttl"), ("api_limit", self.sf, "api_limit"),
                                       ("api_used", self.sf, "api_used")):
                 if key in body:

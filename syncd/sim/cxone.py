@@ -74,6 +74,7 @@ class CXoneSim:
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     batch_jobs: dict[str, Job] = field(default_factory=dict)
     next_job: int = 1000
+    cancel_next: int = 0  # the next N jobs are cancelled by "CXone"
     signing_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
     def __post_init__(self) -> None:
@@ -151,10 +152,15 @@ class CXoneSim:
                 job.applied = True
 
     def _new_job(self, rows: list[dict[str, Any]], **kw: Any) -> Job:
+        """A job that completes ``job_delay`` seconds from now (never, when negative)."""
         self.next_job += 1
         now = self.now()
-        return Job(job_id=str(self.next_job), submitted=now, complete_at=now + timedelta(seconds=self.job_delay),
-                   rows=rows, **kw)
+        done = now + timedelta(seconds=self.job_delay) if self.job_delay >= 0 else None
+        job = Job(job_id=str(self.next_job), submitted=now, complete_at=done, rows=rows, **kw)
+        if self.cancel_next > 0:
+            self.cancel_next -= 1
+            job.cancelled = True
+        return job
 
     # -- call lists -----------------------------------------------------------------------------------------
     def _list(self, key: str) -> CallList | None:

@@ -72,6 +72,12 @@ class Server:
                 pass
 
             def _handle(self) -> None:
+                try:
+                    self._serve()
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client died mid-exchange (a kill -9 test): not our error
+
+            def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)

@@ -1,0 +1,70 @@
+"""Random-kill soak: SIGKILL `syncd sync` at random moments while Salesforce keeps changing.
+
+Seeded (``SYNCD_SOAK_SEED`` to replay one); prints the seed, the kills and the duplicate row
+uploads it saw. `make test` runs it on its own with ``-s`` so those figures reach the log.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from syncd.report import status
+from tests import oracle
+from tests.conftest import Env
+
+LEADS = 20_000
+CYCLES = 12
+
+
+@pytest.mark.soak
+def test_random_kills_lose_nothing(env: Env) -> None:
+    seed = int(os.environ.get("SYNCD_SOAK_SEED") or random.SystemRandom().randrange(1, 10**6))
+    rng = random.Random(seed)
+    print(f"\nsoak: seed {seed} (replay with SYNCD_SOAK_SEED={seed})")
+    started = time.monotonic()
+    env.sim.seed_leads(LEADS, seed=seed)
+    env.sim.cx.job_delay = 1.0  # runs spend a while polling, where a kill leaves jobs in flight
+    env.write_config(batch_size=2000)
+    command = [sys.executable, "-m", "syncd", "sync", "--config", str(env.config_path)]
+    kills = interrupted = 0
+    for cycle in range(CYCLES):
+        proc = subprocess.Popen(command, env=env.subprocess_env(), cwd=env.tmp, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        # The first run reads the whole org (seconds); later ones are short: aim inside each.
+        time.sleep(rng.uniform(0.5, 6.0) if cycle == 0 else rng.uniform(0.5, 4.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+        last = status(env.config(batch_size=2000))["last_run"]
+        # A dead run is never shown as running (killed before its first commit, it left no run at all).
+        assert last is None or last["status"] != "running"
+        if last is not None and last["status"] == "interrupted":
+            interrupted += 1
+        changes = env.sim.mutate(rng.randint(50, 400), seed=seed + cycle, new=rng.randint(0, 40),
+                                 modstamp=datetime.now(timezone.utc) - timedelta(seconds=2))
+        print(f"soak: cycle {cycle + 1}: exit {proc.returncode}, then {sum(changes.values())} changes")
+    for _ in range(3):
+        final = subprocess.run(command, env=env.subprocess_env(), cwd=env.tmp, capture_output=True, text=True,
+                               timeout=180)
+        if final.returncode == 0:
+            break
+    assert final.returncode == 0, final.stderr
+    assert env.list_phones() == oracle.expected(env.sim.leads())
+
+    rows = Counter((ext, digest) for u in env.sim.cx.uploads for ext, digest in zip(u["externalIds"], u["digests"],
+                                                                                     strict=True))
+    duplicates = sum(n - 1 for n in rows.values() if n > 1)
+    print(f"soak: {kills} kills ({interrupted} mid-run), {len(env.sim.cx.uploads)} uploads, {sum(rows.values())} "
+          f"rows sent, {duplicates} duplicate row uploads "
+          f"({duplicates / max(kills, 1):.0f} per kill), {time.monotonic() - started:.0f}s")
+    assert kills >= 3, "the soak must actually kill runs mid-way"
