@@ -91,6 +91,25 @@ def _run_line(r: RunResult) -> str:
 
 
 @app.command()
+def run(
+    config: Path | None = ConfigOpt,
+    log_format: str = typer.Option("text", "--log-format", help="text | json (JSON lines for journald)"),
+    verbose: bool = VerboseOpt,
+) -> None:
+    """The daemon: sync on the configured schedule until SIGTERM/SIGINT (systemd Type=notify)."""
+    from syncd.daemon import Daemon
+
+    if log_format not in ("text", "json"):
+        say(f"syncd: --log-format must be text or json, not {log_format!r}")
+        raise typer.Exit(EXIT_USAGE)
+    logs.setup(logging.DEBUG if verbose else logging.INFO, fmt=log_format)
+    with errors():
+        cfg, secrets = _config_and_secrets(config)
+        code = Daemon(cfg, secrets).run()
+    raise typer.Exit(code)
+
+
+@app.command()
 def sync(config: Path | None = ConfigOpt, verbose: bool = VerboseOpt) -> None:
     """Run one sync now (resuming anything interrupted), with progress on a terminal."""
     from syncd.runner import sync_once
@@ -113,7 +132,19 @@ def _status_table(s: dict[str, Any]) -> Table:
     t.add_column(style="bold")
     t.add_column()
     d = s["daemon"]
-    t.add_row("daemon", f"running (pid {d['pid']}, heartbeat {d['heartbeat_at']})" if d["running"] else "not running")
+    if d["running"]:
+        t.add_row("daemon", f"running (pid {d['pid']}), {d['state']}, heartbeat {d['heartbeat_age_seconds']}s ago")
+        if d["progress"]:
+            p = d["progress"]
+            t.add_row("", f"{p['phase']}: read {p['read']:,}" + (f"/{p['total']:,}" if p["total"] else "")
+                      + f", sent {p['sent']:,}, removed {p['removed']:,}, {p['in_flight']} jobs in flight")
+        if d["next_run_at"]:
+            t.add_row("next run", str(d["next_run_at"]))
+    else:
+        t.add_row("daemon", "not running" + (f" (a sync, pid {s['lock_holder']}, holds the lock)"
+                                             if s["lock_holder"] else ""))
+    if d["last_error"]:
+        t.add_row("daemon error", str(d["last_error"]))
     t.add_row("watermark", s["watermark"] or "none (the next run reads the whole org)")
     w = s["window"]
     if w:
@@ -136,6 +167,20 @@ def _status_table(s: dict[str, Any]) -> Table:
     t.add_row("batches", " · ".join(f"{k} {v:,}" for k, v in b.items()))
     t.add_row("skipped", " · ".join(f"{k} {v:,}" for k, v in s["skipped"].items()) or "none")
     return t
+
+
+@app.command()
+def doctor(config: Path | None = ConfigOpt) -> None:
+    """Check the configuration, the state, Salesforce and CXone reachability, auth and the list."""
+    from syncd.doctor import run_checks
+
+    with errors():
+        cfg, secrets = _config_and_secrets(config)
+        failed = 0
+        for check in run_checks(cfg, secrets):
+            failed += not check.ok
+            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}", flush=True)
+    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 @app.command()

@@ -188,11 +188,30 @@ class CXoneConfig(Section):
         return self
 
 
+class MetricsConfig(Section):
+    listen: str = ""  # "host:port" to serve Prometheus metrics on; empty: off
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        if not v:
+            return v
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"must be host:port, e.g. 127.0.0.1:9464, got {v!r}")
+        return v
+
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class Config(Section):
     state: StateConfig = StateConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     salesforce: SalesforceConfig
     cxone: CXoneConfig
+    metrics: MetricsConfig = MetricsConfig()
 
 
 SECRET_NAMES = (

@@ -56,6 +56,7 @@ class Progress:
     removed: int = 0
     in_flight: int = 0
     phase: str = "starting"
+    api_usage: tuple[int, int] | None = None  # Salesforce (used, limit) from Sforce-Limit-Info
 
 
 @dataclass
@@ -151,6 +152,7 @@ class Engine:
             self.store.heartbeat(self.run_id, self.now())
             self._last_beat = mono
         if self.on_progress is not None:
+            self.progress.api_usage = self.sf.api_usage
             self.on_progress(self.progress)
         if self.should_stop():
             raise StopRequested("stop requested")

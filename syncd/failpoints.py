@@ -2,6 +2,7 @@
 
 At the n-th pass (default 1) of a named point the process ends at once with ``os._exit(137)``,
 as a ``kill -9`` would: no cleanup, no flush, no rollback beyond what SQLite itself guarantees.
+``name:n:hang`` instead hangs that thread for good (a stuck sync, for the watchdog tests).
 Passes are counted in the process, or across processes in the JSON file named by
 ``SYNCD_FAILPOINTS_COUNTER`` (so a point passed once per run can fail at its n-th run).
 """
@@ -11,19 +12,22 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 ENV = "SYNCD_FAILPOINTS"
 COUNTER_ENV = "SYNCD_FAILPOINTS_COUNTER"
-_plan: dict[str, int] | None = None
+_plan: dict[str, tuple[int, str]] | None = None
 _passes: dict[str, int] = {}
 
 
-def parse(spec: str) -> dict[str, int]:
-    plan: dict[str, int] = {}
+def parse(spec: str) -> dict[str, tuple[int, str]]:
+    """``name[:n][:hang]`` items → {name: (n, action)}."""
+    plan: dict[str, tuple[int, str]] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, _, count = part.partition(":")
-        plan[name] = int(count) if count else 1
+        name, _, rest = part.partition(":")
+        count, _, action = rest.partition(":")
+        plan[name] = (int(count) if count else 1, action or "exit")
     return plan
 
 
@@ -52,7 +56,14 @@ def failpoint(name: str) -> None:
         _plan = parse(os.environ.get(ENV, ""))
     if name not in _plan:
         return
-    if _count(name) == _plan[name]:
-        sys.stderr.write(f"syncd: failpoint {name}:{_plan[name]} reached, exiting 137\n")
+    n, action = _plan[name]
+    if _count(name) != n:
+        return
+    if action == "hang":
+        sys.stderr.write(f"syncd: failpoint {name}:{n} reached, hanging\n")
         sys.stderr.flush()
-        os._exit(137)
+        while True:
+            time.sleep(3600)
+    sys.stderr.write(f"syncd: failpoint {name}:{n} reached, exiting 137\n")
+    sys.stderr.flush()
+    os._exit(137)

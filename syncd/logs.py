@@ -1,10 +1,14 @@
-"""Logging setup: readable lines on a terminal, and every secret in play redacted from every record."""
+"""Logging setup: readable lines on a terminal or JSON lines for journald and log shippers, and every
+secret in play redacted from every record before any formatter sees it."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from collections.abc import Iterable
+from datetime import datetime, timezone
 
 REDACTED = "[REDACTED]"
 
@@ -30,17 +34,38 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def setup(level: int = logging.INFO, secrets: Iterable[str] = ()) -> None:
+class JsonLines(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, pid (and the traceback, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": os.getpid(),
+        }
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup(level: int = logging.INFO, secrets: Iterable[str] = (), fmt: str = "text") -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    if fmt == "json":
+        handler.setFormatter(JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(RedactSecrets(secrets))
     root.addHandler(handler)
     root.setLevel(level)
     # urllib3 logs full URLs at DEBUG (query strings hold SOQL); keep it at WARNING.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # APScheduler logs every job start and end at INFO; syncd logs its own one-line run summary.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def add_secrets(secrets: Iterable[str]) -> None:

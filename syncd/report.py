@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 from syncd.config import Config
@@ -13,7 +15,22 @@ def _open(config: Config) -> Store:
     return Store(config.state.path, readonly=True)
 
 
-def status(config: Config) -> dict[str, Any]:
+def _daemon(row: dict[str, Any], holder: int | None, now: datetime) -> dict[str, Any]:
+    running = holder is not None and holder == row["pid"] and row["stopped_at"] is None
+    beat = datetime.fromisoformat(row["heartbeat_at"]) if running and row["heartbeat_at"] else None
+    return {
+        "running": running,
+        "pid": row["pid"] if running else None,
+        "heartbeat_at": row["heartbeat_at"] if running else None,
+        "heartbeat_age_seconds": round((now - beat).total_seconds(), 1) if beat else None,
+        "state": row["state"] if running else None,
+        "progress": json.loads(row["progress"]) if running and row["progress"] else None,
+        "next_run_at": row["next_run_at"] if running else None,
+        "last_error": row["last_error"],
+    }
+
+
+def status(config: Config, now: datetime | None = None) -> dict[str, Any]:
     """The object ``syncd status --json`` prints (field names bound by DESIGN.md)."""
     holder = StateLock(config.state.path).held_by_other()
     store = _open(config)
@@ -21,6 +38,7 @@ def status(config: Config) -> dict[str, Any]:
         st = store.sync_state()
         counts = store.counts()
         last = store.last_run()
+        daemon = store.daemon()
     finally:
         store.close()
     window = None
@@ -40,8 +58,8 @@ def status(config: Config) -> dict[str, Any]:
         "window": window,
         **counts,
         "last_run": last_run,
-        "daemon": {"running": holder is not None, "pid": holder if holder and holder > 0 else None,
-                   "heartbeat_at": last["heartbeat_at"] if last and holder is not None else None},
+        "daemon": _daemon(daemon, holder, now or datetime.now(timezone.utc)),
+        "lock_holder": holder if holder and holder > 0 else None,
     }
 
 

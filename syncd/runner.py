@@ -13,6 +13,27 @@ from syncd.salesforce import SalesforceClient
 from syncd.store import StateLock, Store
 
 
+def run_engine(
+    config: Config,
+    secrets: Secrets,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    now: Callable[[], datetime] = utcnow,
+) -> RunResult:
+    """One run, for a caller that already holds the state lock (the daemon)."""
+    store = Store(config.state.path)
+    session = make_session()
+    try:
+        engine = Engine(
+            config, store, SalesforceClient(config.salesforce, secrets, session, now),
+            make_sink(config, secrets, session, now), now=now, on_progress=on_progress, should_stop=should_stop)
+        return engine.run()
+    finally:
+        session.close()
+        store.close()
+
+
 def sync_once(
     config: Config,
     secrets: Secrets,
@@ -25,16 +46,6 @@ def sync_once(
     lock = StateLock(config.state.path)
     lock.acquire()
     try:
-        store = Store(config.state.path)
-        session = make_session()
-        try:
-            engine = Engine(
-                config, store, SalesforceClient(config.salesforce, secrets, session, now),
-                make_sink(config, secrets, session, now), now=now, on_progress=on_progress,
-                should_stop=should_stop)
-            return engine.run()
-        finally:
-            session.close()
-            store.close()
+        return run_engine(config, secrets, on_progress=on_progress, should_stop=should_stop, now=now)
     finally:
         lock.release()

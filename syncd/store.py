@@ -119,6 +119,25 @@ def m002_parked_batch(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE leads ADD COLUMN parked_batch TEXT")
 
 
+@migrations()
+def m003_daemon(db: sqlite_utils.Database) -> None:
+    # What the daemon is doing, for `syncd status` beside it (one row; the lock says if it is alive).
+    db.executescript("""
+    CREATE TABLE daemon (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        pid INTEGER,
+        started_at TEXT,
+        heartbeat_at TEXT,
+        state TEXT,
+        progress TEXT,
+        next_run_at TEXT,
+        last_error TEXT,
+        stopped_at TEXT
+    );
+    INSERT INTO daemon (id) VALUES (1);
+    """)
+
+
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -534,6 +553,22 @@ class Store:
     def last_run(self) -> dict[str, Any] | None:
         rows = self.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1")
         return rows[0] if rows else None
+
+    # -- daemon ---------------------------------------------------------------------------------
+    DAEMON_FIELDS = frozenset({"pid", "started_at", "heartbeat_at", "state", "progress", "next_run_at", "last_error",
+                               "stopped_at"})
+
+    def set_daemon(self, **fields: Any) -> None:
+        unknown = set(fields) - self.DAEMON_FIELDS
+        if unknown:
+            raise ValueError(f"unknown daemon fields {sorted(unknown)}")
+        values = {k: iso(v) if isinstance(v, datetime) else v for k, v in fields.items()}
+        assignments = ", ".join(f"{k} = ?" for k in values)  # names checked against DAEMON_FIELDS above
+        with self.transaction() as c:
+            c.execute(f"UPDATE daemon SET {assignments} WHERE id = 1", list(values.values()))  # noqa: S608
+
+    def daemon(self) -> dict[str, Any]:
+        return self.query("SELECT * FROM daemon WHERE id = 1")[0]
 
     # -- reports --------------------------------------------------------------------------------
     def counts(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +59,9 @@ def test_a_second_writer_exits_3_while_status_still_works(env: Env) -> None:
         assert "holds the state lock" in proc.stderr
         status = syncd(env, "status", "--json")
         assert status.returncode == 0
-        assert json.loads(status.stdout)["daemon"]["running"] is True
+        shown = json.loads(status.stdout)
+        assert shown["lock_holder"] == os.getpid()
+        assert shown["daemon"]["running"] is False  # a lock held by a one-off sync is not a daemon
     finally:
         lock.release()
 
@@ -85,3 +88,16 @@ def test_demo_runs_small(tmp_path: Path) -> None:
     assert "initial" in proc.stdout
     assert "incremental" in proc.stdout
     assert "leads not on the list, by reason" in proc.stdout
+
+
+def test_doctor_checks_every_part(env: Env) -> None:
+    env.write_config()
+    proc = syncd(env, "doctor")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["ok    config", "ok    state", "ok    salesforce auth",
+                                                      "ok    salesforce query", "ok    cxone call-lists"]
+    assert "list 'Salesforce Leads'" in lines[-1]
+    bad = syncd(env, "doctor", SYNCD_CXONE_ACCESS_KEY_SECRET="nope")
+    assert bad.returncode == 1
+    assert bad.stdout.splitlines()[-1].startswith("FAIL  cxone call-lists: cxone POST /auth/token: 400 invalid_grant")

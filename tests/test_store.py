@@ -37,7 +37,7 @@ def test_pragmas_and_permissions(store: Store) -> None:
 
 def test_migrations_are_named_and_reopen_cleanly(store: Store) -> None:
     names = [r["name"] for r in store.query("SELECT name FROM _sqlite_migrations ORDER BY rowid")]
-    assert names == ["m001_initial", "m002_parked_batch"]
+    assert names == ["m001_initial", "m002_parked_batch", "m003_daemon"]
     store.close()
     again = Store(store.path)
     assert [r["name"] for r in again.query("SELECT name FROM _sqlite_migrations")] == names
@@ -52,7 +52,7 @@ def test_an_older_schema_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -
     conn.execute("INSERT INTO leads (id, seen_hash, payload) VALUES ('L1', x'01', 'row')")
     conn.close()
     store = Store(path)
-    assert [r["name"] for r in store.query("SELECT name FROM _sqlite_migrations")][-1] == "m002_parked_batch"
+    assert [r["name"] for r in store.query("SELECT name FROM _sqlite_migrations")][-1] == "m003_daemon"
     assert store.query("SELECT id, payload, parked_batch FROM leads") == [
         {"id": "L1", "payload": "row", "parked_batch": None}]
 

@@ -99,14 +99,15 @@ class Simulator:
 
     # -- configuration a client needs -----------------------------------------------------------------
     def config_toml(self, *, api: str = "call-lists", state_path: str = "state/syncd.db",
-                    batch_size: int | None = None, lag_seconds: int = 0, poll_interval: float = 0.2) -> str:
+                    batch_size: int | None = None, lag_seconds: int = 0, poll_interval: float = 0.2,
+                    interval_seconds: int = 60) -> str:
         size = batch_size or (500 if api == "contacts-batch" else 5000)
         return f"""\
 [state]
 path = "{state_path}"
 
 [schedule]
-interval_seconds = 60
+interval_seconds = {interval_seconds}
 
 [salesforce]
 login_url = "{self.url}"

@@ -1,0 +1,76 @@
+"""``syncd doctor``: check configuration, state, reachability, auth and the target list, one line each."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from syncd.config import Config, Secrets
+from syncd.cxone import make_sink
+from syncd.engine import utcnow
+from syncd.errors import SyncdError
+from syncd.http import make_session
+from syncd.salesforce import SalesforceClient
+from syncd.soql import select_fields
+from syncd.store import StateLock, Store
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _state(config: Config) -> str:
+    path = config.state.path
+    if path.exists():
+        store = Store(path, readonly=True)
+        store.close()
+        holder = StateLock(path).held_by_other()
+        return f"{path} is a syncd database" + (f" (pid {holder} holds the lock)" if holder else "")
+    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if parent is None or not os.access(parent, os.W_OK):
+        raise SyncdError(f"{path} does not exist and {parent} is not writable")
+    return f"{path} will be created on the first run"
+
+
+def run_checks(config: Config, secrets: Secrets) -> Iterator[Check]:
+    session = make_session(retries=1, timeout=(5.0, 30.0))
+    sf = SalesforceClient(config.salesforce, secrets, session)
+    sink = make_sink(config, secrets, session, utcnow)
+
+    def check(name: str, fn: Callable[[], str]) -> Check:
+        try:
+            return Check(name, True, fn())
+        except SyncdError as e:
+            return Check(name, False, str(e))
+
+    def salesforce_auth() -> str:
+        sf.authenticate()
+        return f"{config.salesforce.auth} accepted; instance {sf.instance_url}"
+
+    def salesforce_query() -> str:
+        fields = ", ".join(select_fields(config.salesforce.phone_fields))
+        where = f" WHERE {config.salesforce.where}" if config.salesforce.where.strip() else ""
+        page = sf.query_all(f"SELECT {fields} FROM Lead{where} LIMIT 1")  # noqa: S608 - validated fields
+        usage = f"; API usage {sf.api_usage[0]}/{sf.api_usage[1]}" if sf.api_usage else ""
+        return f"Lead fields readable ({page.total_size} row{'s' * (page.total_size != 1)} in a LIMIT 1 probe){usage}"
+
+    def cxone() -> str:
+        info = sink.describe()
+        if config.cxone.api == "call-lists":
+            return f"list {info.get('listName')!r} ({info.get('status')}, {info.get('validRecords')} valid records)"
+        return f"token accepted for {info.get('base_url')}"
+
+    try:
+        yield Check("config", True, "valid, secrets present")
+        yield check("state", lambda: _state(config))
+        auth = check("salesforce auth", salesforce_auth)
+        yield auth
+        if auth.ok:
+            yield check("salesforce query", salesforce_query)
+        yield check(f"cxone {config.cxone.api}", cxone)
+    finally:
+        session.close()

@@ -1,0 +1,92 @@
+"""Optional Prometheus metrics (``[metrics] listen``), read from the state at scrape time.
+
+Counts come from the database, so they are right across restarts and whatever process did the
+work; only the live figures (jobs in flight, Salesforce API usage) come from the running daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from syncd.errors import ConfigError, StateError
+from syncd.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Live:
+    """What only the running daemon knows; updated from the engine's progress."""
+
+    api_used: int | None = None
+    api_limit: int | None = None
+
+
+class StateCollector:
+    def __init__(self, db: Path, live: Live) -> None:
+        self.db = db
+        self.live = live
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        try:
+            store = Store(self.db, readonly=True)
+        except StateError:
+            return
+        try:
+            totals = store.query("SELECT coalesce(sum(read), 0) AS read, coalesce(sum(sent), 0) AS sent, "
+                                 "coalesce(sum(removed), 0) AS removed FROM runs")[0]
+            counts = store.counts()
+            last_ok = store.scalar("SELECT max(finished_at) FROM runs WHERE status = 'ok'")
+        finally:
+            store.close()
+        for name, value, text in (("read", totals["read"], "Lead records read from Salesforce"),
+                                  ("sent", totals["sent"], "Leads uploaded to CXone"),
+                                  ("removed", totals["removed"], "Leads removed from the CXone list")):
+            yield CounterMetricFamily(f"syncd_leads_{name}", text, value=value)
+        skipped = GaugeMetricFamily("syncd_leads_skipped", "Leads not on the list, by reason", labels=["reason"])
+        for reason, n in counts["skipped"].items():
+            skipped.add_metric([reason], n)
+        yield skipped
+        leads = GaugeMetricFamily("syncd_leads", "Tracked leads by state", labels=["state"])
+        for key in ("tracked", "on_list", "dirty", "pending_removal", "parked"):
+            leads.add_metric([key], counts["leads"][key])
+        yield leads
+        batches = GaugeMetricFamily("syncd_batches", "Batches by state", labels=["state"])
+        for state, n in counts["batches"].items():
+            batches.add_metric([state], n)
+        yield batches
+        yield GaugeMetricFamily("syncd_jobs_in_flight", "CXone jobs submitted and not yet closed",
+                                value=counts["batches"]["submitted"])
+        if last_ok:
+            yield GaugeMetricFamily("syncd_last_success_timestamp_seconds", "End of the last successful run",
+                                    value=datetime.fromisoformat(last_ok).timestamp())
+        if self.live.api_used is not None and self.live.api_limit:
+            usage = GaugeMetricFamily("syncd_salesforce_api_requests", "Salesforce API usage (24 h)",
+                                      labels=["kind"])
+            usage.add_metric(["used"], self.live.api_used)
+            usage.add_metric(["limit"], self.live.api_limit)
+            yield usage
+
+
+def serve(host: str, port: int, db: Path, live: Live) -> Any:
+    """Start the metrics endpoint; returns the server (call ``shutdown()`` to stop it)."""
+    try:
+        from prometheus_client import CollectorRegistry, start_http_server
+    except ImportError:
+        raise ConfigError(["metrics.listen is set but prometheus-client is not installed "
+                           "(pip install 'syncd[metrics]')"]) from None
+    registry = CollectorRegistry()
+    registry.register(StateCollector(db, live))
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as e:
+        raise ConfigError([f"metrics.listen: cannot listen on {host}:{port} ({e.strerror})"]) from None
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    return server
