@@ -60,6 +60,15 @@ class Section(BaseModel):
 
 class StateConfig(Section):
     path: Path = Path("state/syncd.db")
+    busy_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+
+
+class HttpConfig(Section):
+    connect_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    read_timeout_seconds: Annotated[float, Field(gt=0, le=900)] = 120.0
+    retries: Annotated[int, Field(ge=0, le=20)] = 5
+    backoff_seconds: Annotated[float, Field(ge=0, le=60)] = 0.5
+    max_backoff_seconds: Annotated[float, Field(ge=0, le=600)] = 30.0
 
 
 class ScheduleConfig(Section):
@@ -211,6 +220,7 @@ class Config(Section):
     schedule: ScheduleConfig = ScheduleConfig()
     salesforce: SalesforceConfig
     cxone: CXoneConfig
+    http: HttpConfig = HttpConfig()
     metrics: MetricsConfig = MetricsConfig()
 
 
@@ -367,5 +377,6 @@ def load_config(path: Path) -> Config:
     state_dir = os.environ.get("STATE_DIRECTORY")
     if state_dir and "path" not in data.get("state", {}):
         # Under systemd the default database lives in the unit's StateDirectory.
-        cfg = cfg.model_copy(update={"state": StateConfig(path=Path(state_dir.split(":")[0]) / "syncd.db")})
+        cfg = cfg.model_copy(update={"state": cfg.state.model_copy(
+            update={"path": Path(state_dir.split(":")[0]) / "syncd.db"})})
     return cfg

@@ -37,7 +37,8 @@ def _state(config: Config) -> str:
 
 
 def run_checks(config: Config, secrets: Secrets) -> Iterator[Check]:
-    session = make_session(retries=1, timeout=(5.0, 30.0))
+    session = make_session(retries=1, timeout=(min(config.http.connect_timeout_seconds, 5.0),
+                                               min(config.http.read_timeout_seconds, 30.0)))
     sf = SalesforceClient(config.salesforce, secrets, session)
     sink = make_sink(config, secrets, session, utcnow)
 

@@ -121,13 +121,21 @@ class Engine:
         try:
             self._phase("resuming")
             self._pump(wait=False)
-            if self._read_window():
-                # That was a window an earlier run left; now read up to the present as well.
-                self._read_window()
+            stopped: ApiLimitReached | None = None
+            try:
+                if self._read_window():
+                    # That was a window an earlier run left; now read up to the present as well.
+                    self._read_window()
+            except ApiLimitReached as e:
+                # Stop reading at once, but deliver what was already read: CXone is not the one limited.
+                log.warning("stopped reading Salesforce: %s", e)
+                stopped = e
             self._stage(final=True)
             self._phase("delivering")
             self._pump(wait=True)
             self._report_unremovable()
+            if stopped is not None:
+                raise stopped
         except StopRequested:
             status, error = "interrupted", "stopped on request; the next start resumes"
         except SyncdError as e:

@@ -15,6 +15,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from syncd import __version__
+from syncd.config import HttpConfig
 from syncd.errors import (
     ProtocolError,
     RemoteError,
@@ -25,6 +26,15 @@ from syncd.errors import (
 
 USER_AGENT = f"syncd/{__version__} (+https://github.com/syncd)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class CappedRetry(Retry):
+    """``Retry`` that honours ``Retry-After`` but never waits longer than ``backoff_max``:
+    a hostile or confused remote must not park a run for hours."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        after = super().get_retry_after(response)
+        return None if after is None else min(after, self.backoff_max)
 
 
 class TimeoutSession(requests.Session):
@@ -46,7 +56,7 @@ def make_session(
     backoff_max: float = 30.0,
     timeout: tuple[float, float] = (10.0, 120.0),
 ) -> requests.Session:
-    retry = Retry(
+    retry = CappedRetry(
         total=retries,
         connect=retries,
         read=retries,
@@ -69,6 +79,12 @@ def make_session(
     # TLS verification is always on: nothing in syncd can turn it off.
     session.verify = True
     return session
+
+
+def session_for(config: HttpConfig) -> requests.Session:
+    return make_session(retries=config.retries, backoff_factor=config.backoff_seconds,
+                        backoff_max=config.max_backoff_seconds,
+                        timeout=(config.connect_timeout_seconds, config.read_timeout_seconds))
 
 
 def path_of(url: str) -> str:

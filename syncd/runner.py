@@ -8,7 +8,7 @@ from datetime import datetime
 from syncd.config import Config, Secrets
 from syncd.cxone import make_sink
 from syncd.engine import Engine, Progress, RunResult, utcnow
-from syncd.http import make_session
+from syncd.http import session_for
 from syncd.salesforce import SalesforceClient
 from syncd.store import StateLock, Store
 
@@ -22,8 +22,8 @@ def run_engine(
     now: Callable[[], datetime] = utcnow,
 ) -> RunResult:
     """One run, for a caller that already holds the state lock (the daemon)."""
-    store = Store(config.state.path)
-    session = make_session()
+    store = Store(config.state.path, busy_timeout=config.state.busy_timeout_seconds)
+    session = session_for(config.http)
     try:
         engine = Engine(
             config, store, SalesforceClient(config.salesforce, secrets, session, now),

@@ -250,8 +250,10 @@ def _check_file(path: Path) -> None:
 
 
 class Store:
-    def __init__(self, path: Path, *, readonly: bool = False, create: bool = True) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False, create: bool = True,
+                 busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
         self.path = path
+        self.busy_timeout = busy_timeout
         self.readonly = readonly
         exists = path.exists() and path.stat().st_size > 0
         if exists:
@@ -266,9 +268,9 @@ class Store:
                 raise StateError(f"cannot create the state file {path} ({e.strerror})") from None
         uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
         try:
-            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=busy_timeout,
                                         check_same_thread=False)
-            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             self.db = sqlite_utils.Database(self.conn)
             # Identify the file before anything can write to it (even switching to WAL rewrites its header).
             self._check_identity()
@@ -313,13 +315,29 @@ class Store:
         if self.conn.in_transaction:
             yield self.conn
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise self._locked(e) from None
         try:
             yield self.conn
+        except sqlite3.OperationalError as e:
+            self.conn.execute("ROLLBACK")
+            raise self._locked(e) from None
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            self.conn.execute("ROLLBACK")
+            raise self._locked(e) from None
+
+    def _locked(self, e: sqlite3.OperationalError) -> StateError:
+        if "locked" in str(e) or "busy" in str(e):
+            return StateError(f"the state database {self.path} is locked by another process; gave up after "
+                              f"{self.busy_timeout:g}s (state.busy_timeout_seconds). Nothing was changed.")
+        return StateError(f"the state database {self.path} failed: {e}")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return list(self.db.query(sql, params))

@@ -18,6 +18,7 @@ from typing import Any
 from syncd.sim import cxone as cx
 from syncd.sim import data
 from syncd.sim import salesforce as sf
+from syncd.sim.faults import Faults
 from syncd.sim.http import Request, Response, Router, Server
 
 SIM_SECRETS = {
@@ -50,6 +51,7 @@ class Simulator:
         self.seed = seed
         self.sf = sf.SalesforceSim(now=now, lock=self.lock)
         self.cx = cx.CXoneSim(now=now, lock=self.lock, job_delay=job_delay)
+        self.faults = Faults()
         self.stats: Counter[str] = Counter()
         self.bytes_in: Counter[str] = Counter()
         self.router = Router()
@@ -91,6 +93,13 @@ class Simulator:
         with self.lock:
             self.stats[name] += 1
             self.bytes_in[name.split(".")[0]] += len(req.body)
+        kind = None if name.startswith("sim.") else self.faults.pick(name)
+        if kind == "partial":
+            req.params["_fault"] = kind  # applied by the handler (removeProspects)
+        elif kind is not None:
+            resp, after = self.faults.answer(kind, self.sf.revoke, self.cx.revoke)
+            if resp is not None:
+                return resp, after
         try:
             return handler(req), None
         except Exception:  # the simulator answers as a broken server would, and says why on stderr
@@ -205,6 +214,8 @@ client_id = "{cx.CLIENT_ID}"
         r.add("GET", "/_sim/cxone/uploads", "sim.uploads", self._c_uploads)
         r.add("POST", "/_sim/cxone/cancel", "sim.cancel", self._c_cancel)
         r.add("GET", "/_sim/stats", "sim.stats", lambda q: Response(200, self.stats_view()))
+        r.add("POST", "/_sim/faults", "sim.faults", self._c_faults)
+        r.add("DELETE", "/_sim/faults", "sim.faults_clear", self._c_faults_clear)
 
     def info(self) -> dict[str, Any]:
         return {"url": self.url, "salesforce": {"login_url": self.url, "client_id": sf.CLIENT_ID},
@@ -215,7 +226,7 @@ client_id = "{cx.CLIENT_ID}"
     def stats_view(self) -> dict[str, Any]:
         with self.lock:
             return {"calls": dict(self.stats), "bytes_in": dict(self.bytes_in), "api_used": self.sf.api_used,
-                    "queries": self.sf.queries}
+                    "queries": self.sf.queries, "faults": dict(self.faults.fired)}
 
     def _c_upsert(self, req: Request) -> Response:
         body = req.json() or {}
@@ -266,6 +277,21 @@ client_id = "{cx.CLIENT_ID}"
     def _c_uploads(self, req: Request) -> Response:
         with self.lock:
             return Response(200, {"uploads": self.cx.uploads, "removals": self.cx.removals})
+
+    def _c_faults(self, req: Request) -> Response:
+        body = req.json() or {}
+        try:
+            for spec in body.get("faults", [body] if "kind" in body else []):
+                self.faults.add(spec)
+            if "slow_seconds" in body:
+                self.faults.slow_seconds = float(body["slow_seconds"])
+        except ValueError as e:
+            return Response(400, {"error": str(e)})
+        return Response(200, {"rules": len(self.faults.rules), "fired": dict(self.faults.fired)})
+
+    def _c_faults_clear(self, req: Request) -> Response:
+        self.faults.clear()
+        return Response(200, {"fired": dict(self.faults.fired)})
 
     def _c_cancel(self, req: Request) -> Response:
         body = req.json() or {}

@@ -245,9 +245,12 @@ class CXoneSim:
             if not isinstance(body, dict) or not isinstance(body.get("prospectsToRemove"), list):
                 return Response(400, {"error": "prospectsToRemove is required"})
             ok, failed = [], []
-            for item in body["prospectsToRemove"]:
+            partial = req.params.get("_fault") == "partial"
+            for i, item in enumerate(body["prospectsToRemove"]):
                 ext = str(item.get("externalId", "")) if isinstance(item, dict) else ""
-                if ext in target.records:
+                if partial and i % 2 == 1:
+                    failed.append({"externalId": ext, "resultCode": "InternalError"})
+                elif ext in target.records:
                     del target.records[ext]
                     ok.append({"externalId": ext, "resultCode": "Success"})
                 else:

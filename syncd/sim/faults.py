@@ -1,0 +1,123 @@
+"""Faults the simulator injects on demand, per route, by count or by seeded rate.
+
+A rule is ``{"route": "sf.next" | "sf.*" | "*", "kind": KIND, "count": N}`` (the next N matching
+calls) or ``{"route": ..., "kind": ..., "rate": 0.1, "seed": 7}`` (each matching call with that
+probability). Kinds:
+
+=================  ==============================================================================
+``429``            429 with ``Retry-After: 1``          ``429-bare``  429 without Retry-After
+``500`` ``502``    ``503`` ``504``                      plain server errors
+``drop``           the connection is closed without an answer
+``slow``           the answer comes only after ``slow_seconds`` (longer than the client timeout)
+``badjson``        200 with a body that is not JSON
+``session``        Salesforce 401 INVALID_SESSION_ID (the session is revoked, as an admin would)
+``locator``        Salesforce 400 INVALID_QUERY_LOCATOR
+``limit``          Salesforce 403 REQUEST_LIMIT_EXCEEDED
+``unauthorized``   CXone 401 (its tokens are revoked)
+``reject``         400 for the request itself (e.g. an upload CXone refuses)
+``partial``        removeProspects answers with every second prospect failed
+=================  ==============================================================================
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from syncd.sim.http import Response
+
+KINDS = ("429", "429-bare", "500", "502", "503", "504", "drop", "slow", "badjson", "session", "locator", "limit",
+         "unauthorized", "reject", "partial")
+
+
+@dataclass
+class Rule:
+    route: str
+    kind: str
+    count: int | None = None
+    rate: float | None = None
+    rng: random.Random = field(default_factory=random.Random)
+
+    def fires(self, route: str) -> bool:
+        if not fnmatch.fnmatchcase(route, self.route):
+            return False
+        if self.count is not None:
+            if self.count <= 0:
+                return False
+            self.count -= 1
+            return True
+        return self.rate is not None and self.rng.random() < self.rate
+
+
+def sf_error(status: int, code: str, message: str) -> Response:
+    return Response(status, [{"message": message, "errorCode": code, "fields": []}])
+
+
+class Faults:
+    def __init__(self) -> None:
+        self.rules: list[Rule] = []
+        self.fired: Counter[str] = Counter()
+        self.slow_seconds = 3.0
+        self.lock = threading.Lock()
+
+    def add(self, spec: dict[str, Any]) -> Rule:
+        kind = str(spec.get("kind", ""))
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(KINDS)}")
+        count = spec.get("count")
+        rate = spec.get("rate")
+        if (count is None) == (rate is None):
+            raise ValueError("a fault needs exactly one of count or rate")
+        rule = Rule(str(spec.get("route", "*")), kind, None if count is None else int(count),
+                    None if rate is None else float(rate), random.Random(spec.get("seed", 0)))
+        with self.lock:
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self.lock:
+            self.rules.clear()
+
+    def pick(self, route: str) -> str | None:
+        with self.lock:
+            for rule in self.rules:
+                if rule.fires(route):
+                    self.fired[f"{route}:{rule.kind}"] += 1
+                    return rule.kind
+        return None
+
+    def answer(self, kind: str, revoke_sf: Callable[[], None], revoke_cx: Callable[[], None],
+               ) -> tuple[Response | None, Callable[[], None] | None]:
+        """The faulty answer for ``kind``: a response, or an action that replaces it (drop, slow)."""
+        if kind == "429":
+            return Response(429, {"error": "Too Many Requests"}, headers={"Retry-After": "1"}), None
+        if kind == "429-bare":
+            return Response(429, {"error": "Too Many Requests"}), None
+        if kind in ("500", "502", "503", "504"):
+            return Response(int(kind), {"error": "server error"}), None
+        if kind == "drop":
+            return Response(0), lambda: None
+        if kind == "slow":
+            return Response(0), lambda: time.sleep(self.slow_seconds)
+        if kind == "badjson":
+            return Response(200, raw=b"<html><body>Service Temporarily Unavailable</body></html>",
+                            headers={"Content-Type": "text/html"}), None
+        if kind == "session":
+            revoke_sf()
+            return sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid"), None
+        if kind == "locator":
+            return sf_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator"), None
+        if kind == "limit":
+            return sf_error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."), None
+        if kind == "unauthorized":
+            revoke_cx()
+            return Response(401, {"error": "Unauthorized"}), None
+        if kind == "reject":
+            return Response(400, {"error": "rejected by the simulator's fault plan"}), None
+        return None, None  # "partial" is applied by the handler itself
