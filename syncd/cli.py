@@ -283,11 +283,23 @@ def sim(
     seed: int = typer.Option(1, help="Seed of the synthetic org."),
     job_delay: float = typer.Option(1.0, help="Seconds a CXone job takes to complete."),
     api: str = typer.Option("call-lists", help="Sink the printed config uses: call-lists | contacts-batch."),
+    fault: list[str] = typer.Option([], "--fault", help="ROUTE=KIND:COUNT or ROUTE=KIND@RATE, e.g. "
+                                    "sf.next=503:2 or '*=429@0.05' (repeatable; see syncd/sim/faults.py)"),
 ) -> None:
     """Start the Salesforce + CXone simulator alone and print a matching config."""
     from syncd.sim import SIM_SECRETS, Simulator
 
     simulator = Simulator(leads=leads, seed=seed, job_delay=job_delay, port=port)
+    for spec in fault:
+        route, _, rest = spec.partition("=")
+        kind, at, rate = rest.partition("@")
+        kind, _, count = kind.partition(":")
+        try:
+            simulator.faults.add({"route": route, "kind": kind, "rate": float(rate) if at else None,
+                                  "count": None if at else int(count or 1), "seed": seed})
+        except ValueError as e:
+            say(f"syncd: --fault {spec!r}: {e}")
+            raise typer.Exit(EXIT_USAGE) from None
     url = simulator.start()
     lines = [f"# simulator: Salesforce, CXone call-lists and contacts-batch at {url}",
              f"# control surface: {url}/_sim/info (leads, list, uploads, stats)",

@@ -205,7 +205,9 @@ class StateLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as e:
-            raise StateError(f"cannot open the state lock {self.path} ({e.strerror})") from None
+            blocked = next((p for p in reversed(self.path.parents) if p.exists() and not p.is_dir()), None)
+            why = f"{blocked} is a file, not a directory" if blocked else e.strerror
+            raise StateError(f"cannot create the state lock {self.path} ({why})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

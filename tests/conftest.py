@@ -28,7 +28,8 @@ class Env:
 
     def write_config(self, **kw: Any) -> Path:
         kw.setdefault("poll_interval", 0.05)
-        text = self.sim.config_toml(api=self.api, state_path=str(self.tmp / "state" / "syncd.db"), **kw)
+        kw.setdefault("state_path", str(self.tmp / "state" / "syncd.db"))
+        text = self.sim.config_toml(api=self.api, **kw)
         self.config_path.write_text(text + self.overrides)
         return self.config_path
 
