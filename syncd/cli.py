@@ -285,11 +285,15 @@ def sim(
     api: str = typer.Option("call-lists", help="Sink the printed config uses: call-lists | contacts-batch."),
     fault: list[str] = typer.Option([], "--fault", help="ROUTE=KIND:COUNT or ROUTE=KIND@RATE, e.g. "
                                     "sf.next=503:2 or '*=429@0.05' (repeatable; see syncd/sim/faults.py)"),
+    sf_latency: float = typer.Option(0.0, help="Seconds each Salesforce query page takes."),
+    cxone_latency: float = typer.Option(0.0, help="Seconds each CXone API call takes."),
 ) -> None:
     """Start the Salesforce + CXone simulator alone and print a matching config."""
     from syncd.sim import SIM_SECRETS, Simulator
 
     simulator = Simulator(leads=leads, seed=seed, job_delay=job_delay, port=port)
+    simulator.latency = {"sf.query*": sf_latency, "sf.next": sf_latency, "cxone.*": cxone_latency,
+                         "batch.*": cxone_latency}
     for spec in fault:
         route, _, rest = spec.partition("=")
         kind, at, rate = rest.partition("@")

@@ -231,7 +231,6 @@ class Engine:
 
     def _apply(self, page: Page) -> None:
         updates: list[LeadUpdate] = []
-        pos_ts = pos_id = None
         limit = self.sink.max_record_chars
         for record in page.records:
             outcome = transform(record, self.rules)
@@ -245,15 +244,26 @@ class Engine:
                     updates.append(LeadUpdate(outcome.external_id, stamp, outcome.content_hash(), payload))
             if isinstance(outcome, Skip):
                 updates.append(LeadUpdate(outcome.lead_id, stamp, reason=outcome.reason, detail=outcome.detail))
-            if stamp is not None and isinstance(record, dict) and isinstance(record.get("Id"), str):
-                try:
-                    pos_ts, pos_id = parse_sf_datetime(stamp).isoformat(), record["Id"]
-                except ValueError:
-                    log.warning("a record has an unreadable SystemModstamp; position not advanced by it")
+        pos_ts, pos_id = self._position(page.records)
         st = self.store.sync_state()
         read, _ = self.store.apply_page(updates, self.run_id, pos_ts or st.pos_ts, pos_id or st.pos_id,
                                         page.next_url, page.fetched_at if page.next_url else None)
         self.progress.read += read
+
+    @staticmethod
+    def _position(records: list[Any]) -> tuple[str | None, str | None]:
+        """(SystemModstamp, Id) of the last row that has both in a usable form: where a re-read resumes."""
+        for record in reversed(records):
+            if not isinstance(record, dict) or not isinstance(record.get("Id"), str):
+                continue
+            stamp = record.get("SystemModstamp")
+            if not isinstance(stamp, str):
+                continue
+            try:
+                return parse_sf_datetime(stamp).isoformat(), record["Id"]
+            except ValueError:
+                log.warning("a record has an unreadable SystemModstamp; the position skips it")
+        return None, None
 
     # -- outbox -----------------------------------------------------------------------------------
     def _stage(self, final: bool) -> None:
@@ -261,7 +271,7 @@ class Engine:
         kinds = ("upsert", "remove") if self.sink.can_remove else ("upsert",)
         for kind in kinds:
             while True:
-                waiting = self.store.count_pending(kind)
+                waiting = self.store.count_pending(kind, up_to=size)
                 if waiting == 0 or (not final and waiting < size):
                     break
                 rows = self.store.pending(kind, size)

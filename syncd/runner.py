@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from datetime import datetime
 
@@ -13,6 +14,13 @@ from syncd.salesforce import SalesforceClient
 from syncd.store import StateLock, Store
 
 
+def tune_gc() -> None:
+    """Fewer cyclic-GC passes: each page decodes thousands of short-lived dicts that hold no cycles,
+    and the default threshold (700) makes the collector run every few records (~15% of sync CPU)."""
+    gc.freeze()  # what the imports allocated is never garbage
+    gc.set_threshold(50_000, 20, 20)
+
+
 def run_engine(
     config: Config,
     secrets: Secrets,
@@ -22,6 +30,7 @@ def run_engine(
     now: Callable[[], datetime] = utcnow,
 ) -> RunResult:
     """One run, for a caller that already holds the state lock (the daemon)."""
+    tune_gc()
     store = Store(config.state.path, busy_timeout=config.state.busy_timeout_seconds)
     session = session_for(config.http)
     try:

@@ -423,8 +423,12 @@ class Store:
         sql = f"SELECT id, seen_hash, payload FROM leads WHERE {PENDING[kind]} ORDER BY id LIMIT ?"  # noqa: S608
         return self.query(sql, (limit,))
 
-    def count_pending(self, kind: str) -> int:
-        return int(self.scalar(f"SELECT count(*) FROM leads WHERE {PENDING[kind]}"))  # noqa: S608
+    def count_pending(self, kind: str, up_to: int | None = None) -> int:
+        """How many leads wait to be staged; with ``up_to``, counting stops there (cheap per page)."""
+        if up_to is None:
+            return int(self.scalar(f"SELECT count(*) FROM leads WHERE {PENDING[kind]}"))  # noqa: S608
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM leads WHERE {PENDING[kind]} LIMIT ?)"  # noqa: S608
+        return int(self.scalar(sql, (up_to,)))
 
     def stage(self, batch_id: str, kind: str, file_name: str, members: Sequence[Member], run_id: int | None,
               now: datetime, replay_of: str | None = None) -> None:

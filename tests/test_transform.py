@@ -181,3 +181,32 @@ def test_any_record_is_a_contact_or_a_skip(record: Any) -> None:
         assert out.phone.startswith("+")
         for value in csv_values(out)[2:]:
             assert not value.startswith(("=", "+", "-", "@"))
+
+
+nanp = st.builds(
+    lambda prefix, paren, area, sep1, exch, sep2, line, pad: (
+        f"{pad}{prefix}{'(' + area + ')' if paren else area}{sep1}{exch}{sep2}{line}{pad}"),
+    st.sampled_from(["", "+1 ", "1-", "1", "+1", "1 ", "+1-", "1."]), st.booleans(),
+    st.from_regex(r"[2-9][0-9]{2}", fullmatch=True), st.sampled_from(["", " ", "-", ".", " -"]),
+    st.from_regex(r"[2-9][0-9]{2}", fullmatch=True), st.sampled_from(["", " ", "-", "."]),
+    st.from_regex(r"[0-9]{4}", fullmatch=True), st.sampled_from(["", " ", "  "]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(nanp, st.sampled_from(["US", "CA"]))
+def test_the_nanp_fast_path_parses_exactly_as_phonenumbers(raw: str, region: str) -> None:
+    import phonenumbers
+
+    from syncd.transform import parse_phone
+
+    rules = Rules(RULES.eligible_statuses, default_region=region)
+    fast = parse_phone(raw, rules)
+    try:
+        slow = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        assert fast is None or not phonenumbers.is_valid_number(fast)
+        return
+    assert fast is not None
+    assert (fast.country_code, fast.national_number) == (slow.country_code, slow.national_number)
+    assert phonenumbers.is_valid_number(fast) == phonenumbers.is_valid_number(slow)

@@ -7,8 +7,10 @@ that finish later), not as the client happens to need.
 
 from __future__ import annotations
 
+import fnmatch
 import random
 import threading
+import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
@@ -52,6 +54,8 @@ class Simulator:
         self.sf = sf.SalesforceSim(now=now, lock=self.lock)
         self.cx = cx.CXoneSim(now=now, lock=self.lock, job_delay=job_delay)
         self.faults = Faults()
+        # Seconds each call waits before it is answered, by route pattern (outside the lock, as a remote would).
+        self.latency: dict[str, float] = {}
         self.stats: Counter[str] = Counter()
         self.bytes_in: Counter[str] = Counter()
         self.router = Router()
@@ -93,6 +97,10 @@ class Simulator:
         with self.lock:
             self.stats[name] += 1
             self.bytes_in[name.split(".")[0]] += len(req.body)
+        if not name.startswith("sim."):
+            delay = next((v for pattern, v in self.latency.items() if fnmatch.fnmatchcase(name, pattern)), 0.0)
+            if delay > 0:
+                time.sleep(delay)
         kind = None if name.startswith("sim.") else self.faults.pick(name)
         if kind == "partial":
             req.params["_fault"] = kind  # applied by the handler (removeProspects)
