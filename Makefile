@@ -31,5 +31,17 @@ test: $(STAMP)
 	$(BIN)/pytest -q -n 2 -p no:cacheprovider -m "not soak"
 	$(BIN)/pytest -q -s -p no:cacheprovider -m soak
 
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+# Not part of `make test`: timings are measured here, never asserted in tests.
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py
+
+bench-small: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py --small --out bench/BENCHMARKS-small.md
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

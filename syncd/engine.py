@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # A saved nextRecordsUrl older than this is not worth trying: locators may die after 15 idle minutes.
 LOCATOR_MAX_AGE = timedelta(minutes=10)
 HEARTBEAT_EVERY = 2.0
+# Job polling: the first poll after about a second (jobs can be quick), then doubling while every
+# job keeps waiting, up to MAX_POLL_GROWTH times cxone.poll_interval_seconds; back to the start when one closes.
+FIRST_POLL = 1.0
 MAX_POLL_GROWTH = 6.0
 
 
@@ -111,7 +114,7 @@ class Engine:
         self._seq = 0
         self._last_beat = 0.0
         self._next_poll = 0.0
-        self._poll_wait = config.cxone.poll_interval_seconds
+        self._poll_wait = self._first_poll_wait()
 
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -330,7 +333,7 @@ class Engine:
         log.info("uploaded batch %s (%d leads) as job %s", batch.id, len(members), job_id)
         failpoint("job_committed")
         if time.monotonic() >= self._next_poll:
-            self._poll_wait = self.cfg.cxone.poll_interval_seconds
+            self._poll_wait = self._first_poll_wait()
             self._next_poll = time.monotonic() + self._poll_wait
 
     def _poll(self, submitted: list[Batch]) -> None:
@@ -352,9 +355,11 @@ class Engine:
                                   f"{self.cfg.cxone.job_timeout_seconds:g}s")
                 closed += 1
         base = self.cfg.cxone.poll_interval_seconds
-        # Poll sooner while jobs are closing, back off while they all wait.
-        self._poll_wait = base if closed else min(self._poll_wait * 1.5, base * MAX_POLL_GROWTH)
+        self._poll_wait = self._first_poll_wait() if closed else min(self._poll_wait * 2, base * MAX_POLL_GROWTH)
         self._next_poll = time.monotonic() + self._poll_wait
+
+    def _first_poll_wait(self) -> float:
+        return min(FIRST_POLL, self.cfg.cxone.poll_interval_seconds)
 
     def _fail(self, batch: Batch, error: str) -> None:
         parked = self.store.fail_batch(batch.id, error, self.cfg.cxone.max_attempts, self.now())

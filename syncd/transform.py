@@ -12,6 +12,7 @@ import functools
 import hashlib
 import io
 import json
+import operator
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -24,7 +25,9 @@ SF_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 EMAIL = re.compile(r"^[^@\s\"'<>(),;:\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
 # "(415) 555-0134", "415.555.0134", "+1 415 555 0134", "1-415-555-0134": area code and exchange start 2-9.
-NANP_PLAIN = re.compile(r"^ *(?:\+?1[ .-]?)?(?:\(([2-9]\d\d)\)|([2-9]\d\d)) ?[ .-]?([2-9]\d\d)[ .-]?(\d{4}) *$")
+# An extension ("x204", "ext. 12") may follow: E.164 has no extension, so it does not change the number.
+NANP_PLAIN = re.compile(r"^ *(?:\+?1[ .-]?)?(?:\(([2-9]\d\d)\)|([2-9]\d\d)) ?[ .-]?([2-9]\d\d)[ .-]?(\d{4})"
+                        r"(?: *(?:x|ext\.?) ?\d{1,6})? *$")
 MAX_FIELD_CHARS = 1000  # anything longer cannot fit a 512-character CSV row anyway
 MAX_RECORD_CHARS = 512
 
@@ -64,9 +67,9 @@ class Contact:
     zip: str
 
     def canonical(self) -> str:
-        # Sorted-key JSON of the fields (built by hand: dataclasses.asdict deep-copies, and this is per lead).
-        values = {name: getattr(self, name) for name in _SORTED_FIELDS}
-        return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+        # Sorted-key JSON of the fields: the dict is built in sorted order, and one encoder is reused
+        # (json.dumps with options builds an encoder per call; dataclasses.asdict deep-copies).
+        return _CANONICAL.encode(dict(zip(_SORTED_FIELDS, _sorted_values(self), strict=True)))
 
     def content_hash(self) -> bytes:
         return hashlib.blake2b(self.canonical().encode("utf-8"), digest_size=16).digest()
@@ -77,6 +80,8 @@ class Contact:
 
 
 _SORTED_FIELDS = tuple(sorted(f.name for f in fields(Contact)))
+_sorted_values = operator.attrgetter(*_SORTED_FIELDS)
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,10 +223,15 @@ def csv_values(contact: Contact) -> list[str]:
 
 
 def csv_line(values: Sequence[str]) -> str:
-    """One CSV record (RFC 4180 quoting) without its line terminator."""
+    """One CSV record (RFC 4180 quoting, as ``csv.writer`` does it) without its line terminator."""
+    if len(values) > 1 and not any(c in v for v in values for c in _CSV_SPECIAL):
+        return ",".join(values)  # nothing to quote: the common case, without a writer per row
     buf = io.StringIO()
     csv.writer(buf, lineterminator="").writerow(values)
     return buf.getvalue()
+
+
+_CSV_SPECIAL = (",", '"', "\r", "\n")
 
 
 def batch_contact(contact: Contact) -> dict[str, Any]:

@@ -184,12 +184,12 @@ def test_any_record_is_a_contact_or_a_skip(record: Any) -> None:
 
 
 nanp = st.builds(
-    lambda prefix, paren, area, sep1, exch, sep2, line, pad: (
-        f"{pad}{prefix}{'(' + area + ')' if paren else area}{sep1}{exch}{sep2}{line}{pad}"),
-    st.sampled_from(["", "+1 ", "1-", "1", "+1", "1 ", "+1-", "1."]), st.booleans(),
+    lambda lead, prefix, paren, area, sep1, exch, sep2, line, pad: (
+        f"{lead}{prefix}{'(' + area + ')' if paren else area}{sep1}{exch}{sep2}{line}{pad}"),
+    st.sampled_from(["", " ", "  "]), st.sampled_from(["", "+1 ", "1-", "1", "+1", "1 ", "+1-", "1."]), st.booleans(),
     st.from_regex(r"[2-9][0-9]{2}", fullmatch=True), st.sampled_from(["", " ", "-", ".", " -"]),
     st.from_regex(r"[2-9][0-9]{2}", fullmatch=True), st.sampled_from(["", " ", "-", "."]),
-    st.from_regex(r"[0-9]{4}", fullmatch=True), st.sampled_from(["", " ", "  "]),
+    st.from_regex(r"[0-9]{4}", fullmatch=True), st.sampled_from(["", " ", "  ", " x12", " ext. 4", "x7"]),
 )
 
 
@@ -210,3 +210,24 @@ def test_the_nanp_fast_path_parses_exactly_as_phonenumbers(raw: str, region: str
     assert fast is not None
     assert (fast.country_code, fast.national_number) == (slow.country_code, slow.national_number)
     assert phonenumbers.is_valid_number(fast) == phonenumbers.is_valid_number(slow)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.text(max_size=12), min_size=2, max_size=10))
+def test_csv_line_writes_what_csv_writer_writes(values: list[str]) -> None:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(values)
+    assert csv_line(values) == buf.getvalue()
+
+
+@pytest.mark.parametrize("raw", ["415-555-0134 x204", "(415) 555-0134 ext. 12", "+1 415 555 0134 x1", "4155550134ext9"])
+def test_the_fast_path_drops_extensions_as_phonenumbers_does(raw: str) -> None:
+    import phonenumbers
+
+    from syncd.transform import NANP_PLAIN, parse_phone
+
+    assert NANP_PLAIN.match(raw)
+    fast = parse_phone(raw, RULES)
+    slow = phonenumbers.parse(raw, "US")
+    assert fast is not None
+    assert (fast.country_code, fast.national_number) == (slow.country_code, slow.national_number)
