@@ -18,7 +18,6 @@ from syncd import __version__
 from syncd.config import HttpConfig
 from syncd.errors import (
     ProtocolError,
-    RemoteError,
     RemoteRejected,
     RemoteUnavailable,
     SessionExpired,
@@ -142,5 +141,3 @@ def json_object(resp: requests.Response, remote: str, *keys: str) -> dict[str, A
                             path=path_of(req.url or ""), status=resp.status_code)
     return body
 
-
-__all__ = ["RemoteError", "json_body", "json_object", "make_session", "raise_for_status", "send"]

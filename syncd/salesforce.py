@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -191,6 +190,3 @@ class SalesforceClient:
         """Follow a server-relative ``nextRecordsUrl`` on the instance, with no parameters."""
         return self._page(self._get(next_url))
 
-
-def backoff_sleep(seconds: float) -> None:  # pragma: no cover - trivial seam for tests
-    time.sleep(seconds)

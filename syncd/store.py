@@ -138,6 +138,24 @@ def m003_daemon(db: sqlite_utils.Database) -> None:
     """)
 
 
+@migrations()
+def m004_batch_rows(db: sqlite_utils.Database) -> None:
+    # The exact rows of open batches move to their own table, deleted when a batch closes: nulling
+    # them in place left batch_members' pages half empty (~215 bytes a member at 1M leads).
+    db.executescript("""
+    CREATE TABLE batch_rows (
+        batch_id TEXT NOT NULL,
+        lead_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        PRIMARY KEY (batch_id, lead_id)
+    ) WITHOUT ROWID;
+    INSERT INTO batch_rows (batch_id, lead_id, payload)
+        SELECT batch_id, lead_id, payload FROM batch_members WHERE payload IS NOT NULL;
+    DROP INDEX batch_members_lead;
+    ALTER TABLE batch_members DROP COLUMN payload;
+    """)
+
+
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -436,8 +454,10 @@ class Store:
             c.execute("INSERT INTO batches (id, kind, state, file_name, rows, run_id, replay_of, created_at) "
                       "VALUES (?, ?, 'staged', ?, ?, ?, ?, ?)",
                       (batch_id, kind, file_name, len(members), run_id, replay_of, iso(now)))
-            c.executemany("INSERT INTO batch_members (batch_id, lead_id, hash, payload) VALUES (?, ?, ?, ?)",
-                          [(batch_id, m.lead_id, m.hash, m.payload) for m in members])
+            c.executemany("INSERT INTO batch_members (batch_id, lead_id, hash) VALUES (?, ?, ?)",
+                          [(batch_id, m.lead_id, m.hash) for m in members])
+            c.executemany("INSERT INTO batch_rows (batch_id, lead_id, payload) VALUES (?, ?, ?)",
+                          [(batch_id, m.lead_id, m.payload) for m in members if m.payload is not None])
             c.executemany("UPDATE leads SET batch_id = ? WHERE id = ?", [(batch_id, m.lead_id) for m in members])
 
     def batches(self, *states: str) -> list[Batch]:
@@ -449,8 +469,9 @@ class Store:
                       error=r["error"]) for r in rows]
 
     def members(self, batch_id: str) -> list[Member]:
-        rows = self.conn.execute("SELECT lead_id, hash, payload FROM batch_members WHERE batch_id = ? "
-                                 "ORDER BY lead_id", (batch_id,)).fetchall()
+        rows = self.conn.execute("SELECT m.lead_id, m.hash, r.payload FROM batch_members m LEFT JOIN batch_rows r "
+                                 "ON r.batch_id = m.batch_id AND r.lead_id = m.lead_id WHERE m.batch_id = ? "
+                                 "ORDER BY m.lead_id", (batch_id,)).fetchall()
         return [Member(*r) for r in rows]
 
     def count_upload(self, batch_id: str) -> None:
@@ -506,7 +527,7 @@ class Store:
         c.execute("UPDATE batches SET state = ?, error = ?, finished_at = ? WHERE id = ?",
                   (state, error, iso(now), batch_id))
         # The rows were needed only while the batch could be sent again.
-        c.execute("UPDATE batch_members SET payload = NULL WHERE batch_id = ?", (batch_id,))
+        c.execute("DELETE FROM batch_rows WHERE batch_id = ?", (batch_id,))
 
     def find_batch(self, ref: str) -> dict[str, Any] | None:
         """A batch by its id or by the CXone job id it was submitted as (the latest such batch)."""

@@ -72,8 +72,9 @@ def test_a_job_id_never_polled_is_polled_not_uploaded_again(env: Env) -> None:
     assert env.list_phones() == oracle.expected(env.sim.leads())
 
 
-def test_a_half_read_window_with_a_dead_locator_resumes_from_its_position(env: Env) -> None:
-    env.sim.seed_leads(900, seed=34)
+def first_page_committed(env: Env, leads: int, seed: int) -> Store:
+    """The state a run leaves when killed right after committing its first page (store left open)."""
+    env.sim.seed_leads(leads, seed=seed)
     env.sim.sf.max_page_size = 200
     config = env.config()
     store = Store(env.tmp / "state" / "syncd.db")
@@ -82,11 +83,15 @@ def test_a_half_read_window_with_a_dead_locator_resumes_from_its_position(env: E
     end = utcnow().replace(microsecond=0)
     store.open_window(None, end, eng.run_id)
     page = eng.sf.query_all(window_query(select_fields(config.salesforce.phone_fields), None, end))
-    eng._apply(page)  # first page committed with its position and nextRecordsUrl
+    eng._apply(page)  # the page is committed with its position and nextRecordsUrl
     state = store.sync_state()
     assert state.next_url is not None
     assert state.pos_id is not None
-    store.close()
+    return store
+
+
+def test_a_half_read_window_with_a_dead_locator_resumes_from_its_position(env: Env) -> None:
+    first_page_committed(env, 900, seed=34).close()
     env.sim.sf.revoke()  # the session, and every locator it made, is gone
     next_calls = env.sim.stats["sf.next"]
 
@@ -100,16 +105,7 @@ def test_a_half_read_window_with_a_dead_locator_resumes_from_its_position(env: E
 
 
 def test_an_old_locator_is_not_tried(env: Env) -> None:
-    env.sim.seed_leads(500, seed=35)
-    env.sim.sf.max_page_size = 200
-    config = env.config()
-    store = Store(env.tmp / "state" / "syncd.db")
-    eng = engine(env, store)
-    eng.run_id = store.start_run(1, utcnow())
-    end = utcnow().replace(microsecond=0)
-    store.open_window(None, end, eng.run_id)
-    page = eng.sf.query_all(window_query(select_fields(config.salesforce.phone_fields), None, end))
-    eng._apply(page)
+    store = first_page_committed(env, 500, seed=35)
     with store.transaction() as c:  # the page was fetched an hour ago
         c.execute("UPDATE sync_state SET next_url_at = ?", ((utcnow() - timedelta(hours=1)).isoformat(),))
     store.close()

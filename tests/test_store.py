@@ -37,7 +37,7 @@ def test_pragmas_and_permissions(store: Store) -> None:
 
 def test_migrations_are_named_and_reopen_cleanly(store: Store) -> None:
     names = [r["name"] for r in store.query("SELECT name FROM _sqlite_migrations ORDER BY rowid")]
-    assert names == ["m001_initial", "m002_parked_batch", "m003_daemon"]
+    assert names == ["m001_initial", "m002_parked_batch", "m003_daemon", "m004_batch_rows"]
     store.close()
     again = Store(store.path)
     assert [r["name"] for r in again.query("SELECT name FROM _sqlite_migrations")] == names
@@ -50,11 +50,16 @@ def test_an_older_schema_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -
     db = sqlite_utils.Database(conn)
     migrations.apply(db, stop_before="m002_parked_batch")  # the state as the first release left it
     conn.execute("INSERT INTO leads (id, seen_hash, payload) VALUES ('L1', x'01', 'row')")
+    conn.execute("INSERT INTO batches (id, kind, state, file_name, rows, created_at) "
+                 "VALUES ('b1', 'upsert', 'staged', 'f.csv', 1, '')")
+    conn.execute("INSERT INTO batch_members (batch_id, lead_id, hash, payload) VALUES ('b1', 'L1', x'01', 'row')")
     conn.close()
     store = Store(path)
-    assert [r["name"] for r in store.query("SELECT name FROM _sqlite_migrations")][-1] == "m003_daemon"
+    assert [r["name"] for r in store.query("SELECT name FROM _sqlite_migrations")][-1] == "m004_batch_rows"
     assert store.query("SELECT id, payload, parked_batch FROM leads") == [
         {"id": "L1", "payload": "row", "parked_batch": None}]
+    # A batch staged before m004 keeps its exact rows.
+    assert store.members("b1") == [Member("L1", b"\x01", "row")]
 
 
 def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:

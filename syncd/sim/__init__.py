@@ -96,7 +96,7 @@ class Simulator:
         req.params = params
         with self.lock:
             self.stats[name] += 1
-            self.bytes_in[name.split(".")[0]] += len(req.body)
+            self.bytes_in[name.split(".")[0]] += len(req.body) + req.target_bytes
         if not name.startswith("sim."):
             delay = next((v for pattern, v in self.latency.items() if fnmatch.fnmatchcase(name, pattern)), 0.0)
             if delay > 0:

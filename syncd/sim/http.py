@@ -20,6 +20,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
+    target_bytes: int = 0  # length of the request line's path and query
 
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8")) if self.body else None
@@ -82,7 +83,7 @@ class Server:
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
                 req = Request(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
-                              {k.lower(): v for k, v in self.headers.items()}, body)
+                              {k.lower(): v for k, v in self.headers.items()}, body, target_bytes=len(self.path))
                 resp, after = outer.dispatch(req)
                 if after is not None:  # a fault that drops the connection or stalls
                     after()
