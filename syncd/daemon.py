@@ -29,9 +29,10 @@ from syncd import metrics
 from syncd.config import Config, Secrets
 from syncd.engine import Progress, RunResult, utcnow
 from syncd.errors import SyncdError
+from syncd.lock import StateLock
 from syncd.notify import Notifier
 from syncd.runner import run_engine
-from syncd.store import StateLock, Store
+from syncd.store import Store
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)

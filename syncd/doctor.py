@@ -11,9 +11,10 @@ from syncd.cxone import make_sink
 from syncd.engine import utcnow
 from syncd.errors import SyncdError
 from syncd.http import make_session
+from syncd.lock import StateLock
 from syncd.salesforce import SalesforceClient
 from syncd.soql import select_fields
-from syncd.store import StateLock, Store
+from syncd.store import Store
 
 
 @dataclass(frozen=True)

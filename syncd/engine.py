@@ -25,6 +25,7 @@ from syncd.errors import (
     RemoteRejected,
     SessionExpired,
     SyncdError,
+    TransientError,
 )
 from syncd.failpoints import failpoint
 from syncd.salesforce import Page, SalesforceClient, parse_sf_datetime
@@ -40,6 +41,9 @@ HEARTBEAT_EVERY = 2.0
 # job keeps waiting, up to MAX_POLL_GROWTH times cxone.poll_interval_seconds; back to the start when one closes.
 FIRST_POLL = 1.0
 MAX_POLL_GROWTH = 6.0
+# Polling is harmless to repeat, so a garbled or failed poll answer is tried again later in the run;
+# only this many in a row (each already retried by the HTTP layer) end the run.
+MAX_POLL_FAILURES = 5
 
 
 def utcnow() -> datetime:
@@ -114,6 +118,7 @@ class Engine:
         self._last_beat = 0.0
         self._next_poll = 0.0
         self._poll_wait = self._first_poll_wait()
+        self._poll_failures = 0
 
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -340,7 +345,15 @@ class Engine:
         closed = 0
         for batch in submitted:
             assert batch.job_id is not None
-            result = self.sink.job_status(batch.job_id)
+            try:
+                result = self.sink.job_status(batch.job_id)
+            except TransientError as e:
+                self._poll_failures += 1
+                if self._poll_failures >= MAX_POLL_FAILURES:
+                    raise
+                log.warning("polling job %s failed (%s); polling again later in this run", batch.job_id, e)
+                continue
+            self._poll_failures = 0
             if result.state == "completed":
                 self.store.ack_batch(batch.id, self.now())
                 closed += 1

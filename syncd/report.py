@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from syncd.config import Config
-from syncd.store import StateLock, Store, iso
+from syncd.lock import StateLock
+from syncd.store import Store, iso
 
 
 def _open(config: Config) -> Store:

@@ -10,8 +10,9 @@ from syncd.config import Config, Secrets
 from syncd.cxone import make_sink
 from syncd.engine import Engine, Progress, RunResult, utcnow
 from syncd.http import session_for
+from syncd.lock import StateLock
 from syncd.salesforce import SalesforceClient
-from syncd.store import StateLock, Store
+from syncd.store import Store
 
 
 def tune_gc() -> None:

@@ -1,11 +1,11 @@
-"""SQLite state: connection discipline, migrations, the write-transaction helper, typed queries.
+"""SQLite state: connection discipline, the write-transaction helper, typed queries.
 
-Only this module knows SQL. The tables are documented in ``state/README.md``.
+Only this module (with its schema, ``syncd/schema.py``) knows SQL. The tables are documented in
+``state/README.md``.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,144 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
-from syncd.errors import LockHeld, StateError
+from syncd.errors import StateError
+from syncd.schema import APPLICATION_ID, migrations
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
-APPLICATION_ID = 0x53594E43  # "SYNC": marks a syncd database
 BUSY_TIMEOUT_MS = 10_000
 
-migrations = Migrations("syncd")
 # Leads waiting to be staged (fixed SQL; the prefix matches the partial index leads_pending).
 _PENDING = "seen_hash IS NOT acked_hash AND batch_id IS NULL AND parked IS NULL"
 PENDING = {"upsert": _PENDING + " AND seen_hash IS NOT NULL", "remove": _PENDING + " AND seen_hash IS NULL"}
-
-
-@migrations()
-def m001_initial(db: sqlite_utils.Database) -> None:
-    db.executescript("""
-    CREATE TABLE sync_state (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        watermark TEXT,
-        window_start TEXT,
-        window_end TEXT,
-        window_run_id INTEGER,
-        pos_ts TEXT,
-        pos_id TEXT,
-        next_url TEXT,
-        next_url_at TEXT
-    );
-    INSERT INTO sync_state (id) VALUES (1);
-
-    CREATE TABLE leads (
-        id TEXT PRIMARY KEY,
-        seen_hash BLOB,
-        acked_hash BLOB,
-        payload TEXT,
-        batch_id TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        parked TEXT,
-        modstamp TEXT
-    ) WITHOUT ROWID;
-    CREATE INDEX leads_pending ON leads (id)
-        WHERE seen_hash IS NOT acked_hash AND batch_id IS NULL AND parked IS NULL;
-
-    CREATE TABLE batches (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL CHECK (kind IN ('upsert', 'remove')),
-        state TEXT NOT NULL CHECK (state IN ('staged', 'submitted', 'completed', 'failed')),
-        file_name TEXT NOT NULL,
-        rows INTEGER NOT NULL,
-        job_id TEXT,
-        uploads INTEGER NOT NULL DEFAULT 0,
-        error TEXT,
-        run_id INTEGER,
-        replay_of TEXT,
-        created_at TEXT NOT NULL,
-        submitted_at TEXT,
-        finished_at TEXT
-    );
-    CREATE INDEX batches_state ON batches (state);
-    CREATE INDEX batches_job ON batches (job_id);
-
-    CREATE TABLE batch_members (
-        batch_id TEXT NOT NULL REFERENCES batches (id),
-        lead_id TEXT NOT NULL,
-        hash BLOB,
-        payload TEXT,
-        PRIMARY KEY (batch_id, lead_id)
-    ) WITHOUT ROWID;
-    CREATE INDEX batch_members_lead ON batch_members (lead_id);
-
-    CREATE TABLE runs (
-        id INTEGER PRIMARY KEY,
-        status TEXT NOT NULL CHECK (status IN ('running', 'ok', 'failed', 'interrupted')),
-        pid INTEGER,
-        started_at TEXT NOT NULL,
-        heartbeat_at TEXT,
-        finished_at TEXT,
-        window_start TEXT,
-        window_end TEXT,
-        read INTEGER NOT NULL DEFAULT 0,
-        sent INTEGER NOT NULL DEFAULT 0,
-        removed INTEGER NOT NULL DEFAULT 0,
-        skipped INTEGER NOT NULL DEFAULT 0,
-        error TEXT
-    );
-
-    CREATE TABLE skips (
-        lead_id TEXT PRIMARY KEY,
-        reason TEXT NOT NULL,
-        detail TEXT NOT NULL DEFAULT '',
-        run_id INTEGER,
-        modstamp TEXT
-    ) WITHOUT ROWID;
-    CREATE INDEX skips_reason ON skips (reason);
-    """)
-
-
-@migrations()
-def m002_parked_batch(db: sqlite_utils.Database) -> None:
-    # Which batch's failure parked a lead, so `syncd jobs` and `replay-job` can find it.
-    db.execute("ALTER TABLE leads ADD COLUMN parked_batch TEXT")
-
-
-@migrations()
-def m003_daemon(db: sqlite_utils.Database) -> None:
-    # What the daemon is doing, for `syncd status` beside it (one row; the lock says if it is alive).
-    db.executescript("""
-    CREATE TABLE daemon (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        pid INTEGER,
-        started_at TEXT,
-        heartbeat_at TEXT,
-        state TEXT,
-        progress TEXT,
-        next_run_at TEXT,
-        last_error TEXT,
-        stopped_at TEXT
-    );
-    INSERT INTO daemon (id) VALUES (1);
-    """)
-
-
-@migrations()
-def m004_batch_rows(db: sqlite_utils.Database) -> None:
-    # The exact rows of open batches move to their own table, deleted when a batch closes: nulling
-    # them in place left batch_members' pages half empty (~215 bytes a member at 1M leads).
-    db.executescript("""
-    CREATE TABLE batch_rows (
-        batch_id TEXT NOT NULL,
-        lead_id TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        PRIMARY KEY (batch_id, lead_id)
-    ) WITHOUT ROWID;
-    INSERT INTO batch_rows (batch_id, lead_id, payload)
-        SELECT batch_id, lead_id, payload FROM batch_members WHERE payload IS NOT NULL;
-    DROP INDEX batch_members_lead;
-    ALTER TABLE batch_members DROP COLUMN payload;
-    """)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -209,53 +81,6 @@ class LeadUpdate:
     payload: str | None = None
     reason: str | None = None
     detail: str = ""
-
-
-class StateLock:
-    """Single-writer lock: an exclusive ``flock`` on ``<db>.lock``, released by the kernel on death."""
-
-    def __init__(self, db_path: Path) -> None:
-        self.path = db_path.with_name(db_path.name + ".lock")
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as e:
-            blocked = next((p for p in reversed(self.path.parents) if p.exists() and not p.is_dir()), None)
-            why = f"{blocked} is a file, not a directory" if blocked else e.strerror
-            raise StateError(f"cannot create the state lock {self.path} ({why})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise LockHeld(f"another syncd (pid {holder}) holds the state lock {self.path}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-
-    def held_by_other(self) -> int | None:
-        """The pid of another live holder, or None (read-only check for status)."""
-        if not self.path.exists():
-            return None
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                text = os.read(fd, 32).decode(errors="replace").strip()
-                return int(text) if text.isdigit() else -1
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 def _check_file(path: Path) -> None:

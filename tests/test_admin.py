@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 
+from syncd.lock import StateLock
 from syncd.report import status
-from syncd.store import StateLock, Store
+from syncd.store import Store
 from tests import oracle
 from tests.conftest import Env
 

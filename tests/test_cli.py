@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from syncd.store import StateLock
+from syncd.lock import StateLock
 from tests import oracle
 from tests.conftest import Env
 

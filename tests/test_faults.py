@@ -68,7 +68,7 @@ def test_transient_faults_are_retried_within_the_run(faulty: Env, kind: str, rou
     assert faulty.list_phones() == oracle.expected(faulty.sim.leads())
 
 
-@pytest.mark.parametrize("route", ["sf.queryAll", "sf.next", "cxone.upload", "cxone.job", "cxone.token"])
+@pytest.mark.parametrize("route", ["sf.queryAll", "sf.next", "cxone.upload", "cxone.token"])
 def test_a_body_that_is_not_json_fails_the_run_and_the_next_resumes(faulty: Env, route: str) -> None:
     fault(faulty, route, "badjson")
     results = sync_until_ok(faulty)
@@ -76,6 +76,27 @@ def test_a_body_that_is_not_json_fails_the_run_and_the_next_resumes(faulty: Env,
     assert results[0].error is not None
     assert "answer is not JSON" in results[0].error
     assert results[-1].ok
+    assert faulty.list_phones() == oracle.expected(faulty.sim.leads())
+
+
+def test_a_garbled_poll_answer_is_polled_again_in_the_same_run(faulty: Env) -> None:
+    fault(faulty, "cxone.job", "badjson", count=2)
+    result = faulty.sync(batch_size=100)
+    assert result.ok, result.error
+    assert fired(faulty) == {"cxone.job:badjson": 2}
+    assert faulty.list_phones() == oracle.expected(faulty.sim.leads())
+
+
+def test_polls_that_keep_failing_end_the_run_and_the_jobs_are_polled_next_run(faulty: Env) -> None:
+    fault(faulty, "cxone.job", "badjson", count=5)
+    first = faulty.sync(batch_size=600)  # one batch, so the five failures are five polls in a row
+    assert first.status == "failed"
+    assert first.error is not None
+    assert first.error.endswith("answer is not JSON")
+    assert status(faulty.config())["batches"]["submitted"] == 1
+    uploads = len(faulty.sim.cx.uploads)
+    assert faulty.sync(batch_size=600).ok
+    assert len(faulty.sim.cx.uploads) == uploads  # the job was polled, not uploaded again
     assert faulty.list_phones() == oracle.expected(faulty.sim.leads())
 
 

@@ -10,7 +10,9 @@ import pytest
 import sqlite_utils
 
 from syncd.errors import LockHeld, StateError
-from syncd.store import LeadUpdate, Member, StateLock, Store, migrations
+from syncd.lock import StateLock
+from syncd.schema import migrations
+from syncd.store import LeadUpdate, Member, Store
 
 T = datetime(2024, 5, 15, 10, 30, tzinfo=timezone.utc)
 
