@@ -199,10 +199,10 @@ class Engine:
         return self._requery(start, end)
 
     def _requery(self, start: datetime | None, end: datetime) -> Page:
+        """The window again, from just after the last (SystemModstamp, Id) committed."""
         st = self.store.sync_state()
-        from_ts = datetime.fromisoformat(st.pos_ts) if st.pos_ts else start
-        # Rows at the saved second are read again; their unchanged hashes make that a no-op.
-        return self.sf.query_all(window_query(self.fields, from_ts, end, self.cfg.salesforce.where))
+        after = (datetime.fromisoformat(st.pos_ts), st.pos_id) if st.pos_ts and st.pos_id else None
+        return self.sf.query_all(window_query(self.fields, start, end, self.cfg.salesforce.where, after))
 
     def _read_window(self) -> bool:
         """Read one window to its end and move the watermark; True if it was a resumed window."""
@@ -285,18 +285,17 @@ class Engine:
                 members = [Member(r["id"], r["seen_hash"], r["payload"]) for r in rows]
                 self._stage_members(kind, members)
 
-    def _stage_members(self, kind: str, members: list[Member], replay_of: str | None = None) -> str:
+    def _stage_members(self, kind: str, members: list[Member]) -> None:
         self._seq += 1
         digest = hashlib.blake2b(digest_size=8)
         for m in members:
             digest.update(m.lead_id.encode())
             digest.update(m.hash or b"-")
         batch_id = f"{kind[0]}{self.run_id:06d}-{self._seq:04d}-{digest.hexdigest()}"
-        self.store.stage(batch_id, kind, f"syncd-{batch_id}.csv", members, self.run_id, self.now(), replay_of)
+        self.store.stage(batch_id, kind, f"syncd-{batch_id}.csv", members, self.run_id, self.now())
         self.progress.staged += len(members)
         log.debug("staged %s batch %s with %d leads", kind, batch_id, len(members))
         failpoint("batch_staged")
-        return batch_id
 
     def _pump(self, wait: bool) -> None:
         """Send staged batches while capacity allows and poll jobs; with ``wait``, until all are closed."""

@@ -43,14 +43,20 @@ def window_query(
     start: datetime | None,
     end: datetime,
     where: str = "",
+    after: tuple[datetime, str] | None = None,
 ) -> str:
     """``SELECT .. FROM Lead`` for ``start <= SystemModstamp < end`` in a stable order.
 
-    ``start`` is None only on the very first run (the whole org). Eligibility is deliberately
-    not part of the filter: a lead that stops being eligible must still be read to be removed.
+    ``start`` is None only on the very first run (the whole org). ``after`` resumes a window past
+    the last (SystemModstamp, Id) committed, in the query's own order, so a re-query never returns
+    rows already read, even when more rows share one second than fit on a page. Eligibility is
+    deliberately not part of the filter: a lead that stops being eligible must still be read to be removed.
     """
     conds = []
-    if start is not None:
+    if after is not None:
+        ts, lead_id = literal_datetime(after[0]), literal_string(after[1])
+        conds.append(f"(SystemModstamp > {ts} OR (SystemModstamp = {ts} AND Id > {lead_id}))")
+    elif start is not None:
         conds.append(f"SystemModstamp >= {literal_datetime(start)}")
     conds.append(f"SystemModstamp < {literal_datetime(end)}")
     if where.strip():

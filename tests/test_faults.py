@@ -258,3 +258,18 @@ def test_an_upload_rejected_with_400_parks_that_batch_only(faulty: Env) -> None:
     assert cli(faulty, "replay-job", rejected[0]["id"]).returncode == 0
     assert faulty.sync(batch_size=100).ok
     assert faulty.list_phones() == expected
+
+
+def test_dead_locators_inside_a_bulk_loaded_second_still_progress(faulty: Env) -> None:
+    # A data load stamped 60 leads with one second; pages hold 10; every locator dies after one use.
+    stamp = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=30)
+    faulty.sim.seed_leads(0, seed=1)
+    faulty.sim.upsert_leads([{"Status": "Open - Not Contacted", "Phone": f"(415) 555-01{i:02d}", "IsDeleted": False,
+                              "IsConverted": False, "DoNotCall": False} for i in range(60)], modstamp=stamp)
+    faulty.sim.sf.max_page_size = 10
+    fault(faulty, "sf.next", "locator", count=12)
+    result = faulty.sync(batch_size=100)
+    assert result.ok, result.error
+    # Each re-query resumes after the last (SystemModstamp, Id) committed: no row is read twice.
+    assert result.read == 60
+    assert faulty.list_phones() == oracle.expected(faulty.sim.leads())

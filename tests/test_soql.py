@@ -89,3 +89,12 @@ def test_evaluator_errors_carry_salesforce_codes(q: str, code: str) -> None:
     with pytest.raises(sim_soql.SoqlError) as e:
         sim_soql.parse(q, LEAD_FIELDS)
     assert e.value.code == code
+
+
+def test_a_resumed_window_continues_after_the_last_row_in_query_order() -> None:
+    q = window_query(["Id"], T - timedelta(minutes=5), T, after=(T - timedelta(minutes=1), "00Q000000000042EAY"))
+    assert ("(SystemModstamp > 2024-05-15T10:29:00Z OR (SystemModstamp = 2024-05-15T10:29:00Z AND "
+            "Id > '00Q000000000042EAY')) AND SystemModstamp < 2024-05-15T10:30:00Z") in q
+    rows = [row(i, SystemModstamp=T) for i in range(6)]  # six rows in one second
+    after = window_query(["Id"], None, T + timedelta(seconds=1), after=(T, rows[2]["Id"]))
+    assert [r["Id"] for r in sim_soql.run(sim_soql.parse(after, LEAD_FIELDS), rows)] == [r["Id"] for r in rows[3:]]
