@@ -22,6 +22,7 @@ from syncd.cxone import ContactSink
 from syncd.errors import (
     ApiLimitReached,
     LocatorExpired,
+    ProtocolError,
     RemoteRejected,
     SessionExpired,
     SyncdError,
@@ -44,6 +45,8 @@ MAX_POLL_GROWTH = 6.0
 # Polling is harmless to repeat, so a garbled or failed poll answer is tried again later in the run;
 # only this many in a row (each already retried by the HTTP layer) end the run.
 MAX_POLL_FAILURES = 5
+# Likewise a garbled page: the window is re-queried from the saved position, this many times in a row at most.
+MAX_PAGE_FAILURES = 3
 
 
 def utcnow() -> datetime:
@@ -211,6 +214,7 @@ class Engine:
         self._phase("reading")
         page = self._first_page(start, end)
         self.progress.total = page.total_size
+        garbled = 0
         while True:
             self._apply(page)
             failpoint("page_committed")
@@ -227,8 +231,15 @@ class Engine:
             self._tick()
             try:
                 page = self.sf.next_page(page.next_url)
+                garbled = 0
             except LocatorExpired:
                 log.info("query locator expired mid-window; re-reading from the saved position")
+                page = self._requery(start, end)
+            except ProtocolError as e:
+                garbled += 1
+                if garbled >= MAX_PAGE_FAILURES:
+                    raise
+                log.warning("%s; re-reading from the saved position", e)
                 page = self._requery(start, end)
         failpoint("before_watermark")
         if not self.store.close_window(end):

@@ -68,7 +68,7 @@ def test_transient_faults_are_retried_within_the_run(faulty: Env, kind: str, rou
     assert faulty.list_phones() == oracle.expected(faulty.sim.leads())
 
 
-@pytest.mark.parametrize("route", ["sf.queryAll", "sf.next", "cxone.upload", "cxone.token"])
+@pytest.mark.parametrize("route", ["sf.queryAll", "cxone.upload", "cxone.token"])
 def test_a_body_that_is_not_json_fails_the_run_and_the_next_resumes(faulty: Env, route: str) -> None:
     fault(faulty, route, "badjson")
     results = sync_until_ok(faulty)
@@ -76,6 +76,26 @@ def test_a_body_that_is_not_json_fails_the_run_and_the_next_resumes(faulty: Env,
     assert results[0].error is not None
     assert "answer is not JSON" in results[0].error
     assert results[-1].ok
+    assert faulty.list_phones() == oracle.expected(faulty.sim.leads())
+
+
+def test_a_garbled_page_is_read_again_from_the_position_in_the_same_run(faulty: Env) -> None:
+    fault(faulty, "sf.next", "badjson", count=2)
+    result = faulty.sync(batch_size=100)
+    assert result.ok, result.error
+    assert faulty.sim.sf.queries == 3  # the window query, then one re-query per garbled page
+    assert result.read == 600  # resumed after the last committed row each time: nothing read twice
+    assert faulty.list_phones() == oracle.expected(faulty.sim.leads())
+
+
+def test_pages_that_stay_garbled_end_the_run(faulty: Env) -> None:
+    fault(faulty, "sf.next", "badjson", count=3)  # three garbled pages in a row, re-queries in between
+    result = faulty.sync(batch_size=100)
+    assert result.status == "failed"
+    assert result.error is not None
+    assert result.error.endswith("200: answer is not JSON")
+    assert faulty.sim.sf.queries == 3  # the window query and two re-queries, then it gave up
+    assert faulty.sync(batch_size=100).ok
     assert faulty.list_phones() == oracle.expected(faulty.sim.leads())
 
 
