@@ -356,7 +356,7 @@ def demo(
     lines += [
         "changed in Salesforce between the runs: "
         + ", ".join(f"{k} {v}" for k, v in sorted(summary.changes.items())),
-        "leads not on the list, by reason: " + ", ".join(f"{k} {v:,}" for k, v in summary.skipped.items()),
+        "leads not on the list, by reason: " + ", ".join(f"{k} {v:,}" for k, v in summary.status["skipped"].items()),
         f"on the list: {leads_now['on_list']:,}; dirty: {leads_now['dirty']:,}; "
         f"total time {time.monotonic() - started:.1f}s",
     ]

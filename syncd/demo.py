@@ -32,7 +32,6 @@ class DemoSummary:
     leads: int
     changes: dict[str, int]
     runs: list[DemoRun] = field(default_factory=list)
-    skipped: dict[str, int] = field(default_factory=dict)
     status: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,5 +69,4 @@ def run_demo(
             time.sleep(1.05 - (time.time() % 1.0))
             run("incremental sync")
             summary.status = status(config)
-            summary.skipped = summary.status["skipped"]
     return summary

@@ -61,7 +61,6 @@ class StopRequested(SyncdError):
 class Progress:
     read: int = 0
     total: int = 0
-    staged: int = 0
     sent: int = 0
     removed: int = 0
     in_flight: int = 0
@@ -304,7 +303,6 @@ class Engine:
             digest.update(m.hash or b"-")
         batch_id = f"{kind[0]}{self.run_id:06d}-{self._seq:04d}-{digest.hexdigest()}"
         self.store.stage(batch_id, kind, f"syncd-{batch_id}.csv", members, self.run_id, self.now())
-        self.progress.staged += len(members)
         log.debug("staged %s batch %s with %d leads", kind, batch_id, len(members))
         failpoint("batch_staged")
 

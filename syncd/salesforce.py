@@ -58,8 +58,6 @@ class SalesforceClient:
         self._token: str | None = None
         self.instance_url: str | None = None
         self.api_usage: tuple[int, int] | None = None
-        self.calls = 0
-        self.auth_count = 0
 
     # -- authentication -------------------------------------------------------------------
     def _grant(self) -> dict[str, str]:
@@ -94,7 +92,6 @@ class SalesforceClient:
             return
         url = f"{self.cfg.login_url}/services/oauth2/token"
         resp = send(self.session, "POST", url, REMOTE, data=self._grant())
-        self.calls += 1
         if resp.status_code in (400, 401, 403):
             body = json_body(resp, REMOTE) if resp.content else {}
             code = body.get("error", "") if isinstance(body, dict) else ""
@@ -110,7 +107,6 @@ class SalesforceClient:
             raise ProtocolError("instance_url in the token answer is not usable", remote=REMOTE,
                                 method="POST", path=path_of(url)) from e
         self._token = str(body["access_token"])
-        self.auth_count += 1
         log.info("salesforce: authenticated (%s)", self.cfg.auth)
 
     # -- calls ----------------------------------------------------------------------------
@@ -157,7 +153,6 @@ class SalesforceClient:
                        "Sforce-Query-Options": f"batchSize={self.cfg.page_size}"}
             full = url if url.startswith("http") else f"{self.instance_url}{url}"
             resp = send(self.session, "GET", full, REMOTE, params=params, headers=headers)
-            self.calls += 1
             self._record_usage(resp)
             if resp.status_code == 401 and attempt == 1:
                 log.info("salesforce: session expired, authenticating again")

@@ -20,7 +20,6 @@ class TokenCache:
         self._now = now
         self._token: str | None = None
         self._expires: datetime | None = None
-        self.count = 0
 
     def token(self) -> str:
         if self._token is None or self._expires is None or self._now() >= self._expires - RENEW_BEFORE:
@@ -31,7 +30,6 @@ class TokenCache:
     def renew(self) -> None:
         token, expires_in = self._fetch()
         self._token, self._expires = token, self._now() + timedelta(seconds=max(expires_in, 0))
-        self.count += 1
 
 
 def token_request(session: requests.Session, url: str, remote: str, **kwargs: Any) -> dict[str, Any]:

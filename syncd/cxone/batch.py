@@ -32,19 +32,16 @@ class ContactsBatchSink:
         self.secrets = secrets
         self.session = session
         self.tokens = TokenCache(self._fetch_token, now)
-        self.calls = 0
 
     def _fetch_token(self) -> tuple[str, int]:
         assert self.secrets.cxone_client_secret is not None
         body = token_request(self.session, self.cfg.token_url, REMOTE, data={
             "grant_type": "client_credentials", "client_id": self.cfg.client_id,
             "client_secret": self.secrets.cxone_client_secret.get_secret_value(), "scope": SCOPE})
-        self.calls += 1
         expires = body.get("expires_in", 3600)
         return str(body["access_token"]), int(expires) if isinstance(expires, int | float) else 3600
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        self.calls += 1
         resp = authorised(self.session, self.tokens, method, f"{self.cfg.base_url}{path}", REMOTE, **kwargs)
         return json_object(resp, REMOTE, "job_id", "status")
 

@@ -36,12 +36,10 @@ class CallListsSink:
         self.header = csv_line(cfg.header())
         self.api_endpoint = cfg.api_endpoint or None
         self.tokens = TokenCache(self._fetch_token, now)
-        self.calls = 0
 
     # -- auth and discovery ---------------------------------------------------------------------
     def _discover(self, suffix: str, *keys: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         resp = send(self.session, "GET", f"{self.cfg.issuer}/.well-known/{suffix}", REMOTE, params=params)
-        self.calls += 1
         raise_for_status(resp, REMOTE)
         return json_object(resp, REMOTE, *keys)
 
@@ -60,7 +58,6 @@ class CallListsSink:
             data={"grant_type": "password", "username": s.cxone_access_key_id.get_secret_value(),
                   "password": s.cxone_access_key_secret.get_secret_value()},
             auth=(self.cfg.client_id, s.cxone_client_secret.get_secret_value()))
-        self.calls += 1
         if self.api_endpoint is None:
             self.api_endpoint = self._endpoint_for(body.get("id_token"))
         expires = body.get("expires_in", 3600)
@@ -86,7 +83,6 @@ class CallListsSink:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = self._url(path)
-        self.calls += 1
         return authorised(self.session, self.tokens, method, url, REMOTE, **kwargs)
 
     # -- the sink -------------------------------------------------------------------------------
