@@ -8,7 +8,6 @@ deleted, converted, do-not-call, status, then phone.
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import io
 import json
@@ -19,15 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-import phonenumbers
+from syncd.phones import PhoneRules, phone_rules
 
 SF_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 EMAIL = re.compile(r"^[^@\s\"'<>(),;:\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
-# "(415) 555-0134", "415.555.0134", "+1 415 555 0134", "1-415-555-0134": area code and exchange start 2-9.
-# An extension ("x204", "ext. 12") may follow: E.164 has no extension, so it does not change the number.
-NANP_PLAIN = re.compile(r"^ *(?:\+?1[ .-]?)?(?:\(([2-9]\d\d)\)|([2-9]\d\d)) ?[ .-]?([2-9]\d\d)[ .-]?(\d{4})"
-                        r"(?: *(?:x|ext\.?) ?\d{1,6})? *$")
 MAX_FIELD_CHARS = 1000  # anything longer cannot fit a 512-character CSV row anyway
 MAX_RECORD_CHARS = 512
 
@@ -43,13 +38,8 @@ class Rules:
     default_region: str = "US"
 
     @property
-    def country_code(self) -> int:
-        return _country_code(self.default_region)
-
-
-@functools.cache
-def _country_code(region: str) -> int:
-    return int(phonenumbers.country_code_for_region(region))
+    def phones(self) -> PhoneRules:
+        return phone_rules(self.default_region)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +57,10 @@ class Contact:
     zip: str
 
     def canonical(self) -> str:
-        # Sorted-key JSON of the fields: the dict is built in sorted order, and one encoder is reused
-        # (json.dumps with options builds an encoder per call; dataclasses.asdict deep-copies).
-        return _CANONICAL.encode(dict(zip(_SORTED_FIELDS, _sorted_values(self), strict=True)))
+        # json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False), written
+        # out: every field is text, so the encoder's only work is quoting each value (a test holds
+        # the two equal).
+        return _CANONICAL_FORMAT.format(*map(_json_string, _sorted_values(self)))
 
     def content_hash(self) -> bytes:
         return hashlib.blake2b(self.canonical().encode("utf-8"), digest_size=16).digest()
@@ -81,7 +72,8 @@ class Contact:
 
 _SORTED_FIELDS = tuple(sorted(f.name for f in fields(Contact)))
 _sorted_values = operator.attrgetter(*_SORTED_FIELDS)
-_CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_CANONICAL_FORMAT = "{{" + ",".join(f'"{name}":{{}}' for name in _SORTED_FIELDS) + "}}"
+_json_string = json.encoder.encode_basestring  # what JSONEncoder(ensure_ascii=False) quotes text with
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +95,15 @@ def clean_text(value: Any, field: str) -> str:
         raise _Malformed(f"{field} is {type(value).__name__}, not text")
     if len(value) > MAX_FIELD_CHARS:
         raise _Malformed(f"{field} is longer than {MAX_FIELD_CHARS} characters")
-    text = value if unicodedata.is_normalized("NFC", value) else unicodedata.normalize("NFC", value)
-    if not text.isprintable():  # the per-character scan only for text that has something to drop
-        text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
-                       for c in text if unicodedata.category(c) != "Cf" or c in "\u200d")
-    text = " ".join(text.split())
+    if value.isascii() and value.isprintable():
+        # Most text: already NFC, nothing to drop, and a space is its only whitespace.
+        text = value if "  " not in value and value[:1] != " " and value[-1:] != " " else " ".join(value.split())
+    else:
+        text = value if unicodedata.is_normalized("NFC", value) else unicodedata.normalize("NFC", value)
+        if not text.isprintable():  # the per-character scan only for text that has something to drop
+            text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
+                           for c in text if unicodedata.category(c) != "Cf" or c in "\u200d")
+        text = " ".join(text.split())
     if text.startswith(FORMULA_LEAD):
         # A spreadsheet opening the list must not run it: prefix a quote (OWASP CSV injection).
         text = "'" + text
@@ -133,41 +129,17 @@ def normalise_email(value: Any) -> str:
     return f"{local}@{domain.lower()}"
 
 
-def parse_phone(raw: str, rules: Rules) -> phonenumbers.PhoneNumber | None:
-    """``phonenumbers.parse`` with a fast path for plain North American numbers.
-
-    Parsing is most of a lead's CPU; for a NANP default region, a string that is only a 10-digit
-    number in the usual punctuation (optionally after ``+1`` or ``1``) parses to exactly this
-    (tests/test_transform.py proves it against phonenumbers). Validity is always phonenumbers' call.
-    """
-    if rules.country_code == 1:
-        m = NANP_PLAIN.match(raw)
-        if m:
-            digits = "".join(g for g in m.groups() if g)
-            return phonenumbers.PhoneNumber(country_code=1, national_number=int(digits))
-    try:
-        return phonenumbers.parse(raw[:64], rules.default_region)
-    except phonenumbers.NumberParseException:
-        return None
-
-
 def normalise_phone(record: Mapping[str, Any], rules: Rules) -> tuple[str, str] | str:
     """(E.164, type) from the first valid configured field, else the skip reason."""
+    phones = rules.phones
     seen_any = False
     for field in rules.phone_fields:
         raw = record.get(field)
         if not isinstance(raw, str) or not raw.strip():
             continue
         seen_any = True
-        number = parse_phone(raw, rules)
-        if number is None:
-            continue
-        # Checking the default region first is the same answer, without scanning every region of the
-        # country code (+1 has two dozen); only numbers from elsewhere pay for the full check.
-        if (number.country_code == rules.country_code
-                and phonenumbers.is_valid_number_for_region(number, rules.default_region)) \
-                or phonenumbers.is_valid_number(number):
-            e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        e164 = phones.e164(raw)
+        if e164 is not None:
             return e164, "MOBILE" if field == "MobilePhone" else "WORK"
     return "invalid_phone" if seen_any else "no_phone"
 

@@ -183,35 +183,6 @@ def test_any_record_is_a_contact_or_a_skip(record: Any) -> None:
             assert not value.startswith(("=", "+", "-", "@"))
 
 
-nanp = st.builds(
-    lambda lead, prefix, paren, area, sep1, exch, sep2, line, pad: (
-        f"{lead}{prefix}{'(' + area + ')' if paren else area}{sep1}{exch}{sep2}{line}{pad}"),
-    st.sampled_from(["", " ", "  "]), st.sampled_from(["", "+1 ", "1-", "1", "+1", "1 ", "+1-", "1."]), st.booleans(),
-    st.from_regex(r"[2-9][0-9]{2}", fullmatch=True), st.sampled_from(["", " ", "-", ".", " -"]),
-    st.from_regex(r"[2-9][0-9]{2}", fullmatch=True), st.sampled_from(["", " ", "-", "."]),
-    st.from_regex(r"[0-9]{4}", fullmatch=True), st.sampled_from(["", " ", "  ", " x12", " ext. 4", "x7"]),
-)
-
-
-@settings(max_examples=500, deadline=None)
-@given(nanp, st.sampled_from(["US", "CA"]))
-def test_the_nanp_fast_path_parses_exactly_as_phonenumbers(raw: str, region: str) -> None:
-    import phonenumbers
-
-    from syncd.transform import parse_phone
-
-    rules = Rules(RULES.eligible_statuses, default_region=region)
-    fast = parse_phone(raw, rules)
-    try:
-        slow = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        assert fast is None or not phonenumbers.is_valid_number(fast)
-        return
-    assert fast is not None
-    assert (fast.country_code, fast.national_number) == (slow.country_code, slow.national_number)
-    assert phonenumbers.is_valid_number(fast) == phonenumbers.is_valid_number(slow)
-
-
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.text(max_size=12), min_size=2, max_size=10))
 def test_csv_line_writes_what_csv_writer_writes(values: list[str]) -> None:
@@ -220,14 +191,30 @@ def test_csv_line_writes_what_csv_writer_writes(values: list[str]) -> None:
     assert csv_line(values) == buf.getvalue()
 
 
-@pytest.mark.parametrize("raw", ["415-555-0134 x204", "(415) 555-0134 ext. 12", "+1 415 555 0134 x1", "4155550134ext9"])
-def test_the_fast_path_drops_extensions_as_phonenumbers_does(raw: str) -> None:
-    import phonenumbers
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=20), min_size=11, max_size=11))
+def test_the_canonical_form_is_sorted_key_compact_json(values: list[str]) -> None:
+    import dataclasses
 
-    from syncd.transform import NANP_PLAIN, parse_phone
+    contact = Contact(*values)
+    as_dict = {f.name: getattr(contact, f.name) for f in dataclasses.fields(contact)}
+    assert contact.canonical() == json.dumps(as_dict, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert Contact.from_json(contact.canonical()) == contact
 
-    assert NANP_PLAIN.match(raw)
-    fast = parse_phone(raw, RULES)
-    slow = phonenumbers.parse(raw, "US")
-    assert fast is not None
-    assert (fast.country_code, fast.national_number) == (slow.country_code, slow.national_number)
+
+def _clean_text_reference(value: str) -> str:
+    """clean_text without its ASCII shortcut: the rules as written."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFC", value)
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
+                   for c in text if unicodedata.category(c) != "Cf" or c in "\u200d")
+    text = " ".join(text.split())
+    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(max_size=30), st.text(alphabet=st.characters(max_codepoint=127), max_size=30),
+                 st.text(alphabet=" a=+-@\t\r\n\x00\x1c\x7f", max_size=12)))
+def test_clean_text_shortcut_gives_what_the_rules_give(value: str) -> None:
+    assert clean_text(value, "City") == _clean_text_reference(value)
