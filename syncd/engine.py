@@ -117,6 +117,9 @@ class Engine:
         self.progress = Progress()
         self.run_id = 0
         self._seq = 0
+        # Per kind, at most this many leads wait to be staged (absent: unknown). Counting the pending
+        # index on every page cost more than the rest of staging; a page can add at most its rows.
+        self._pending_at_most: dict[str, int] = {}
         self._last_beat = 0.0
         self._next_poll = 0.0
         self._poll_wait = self._first_poll_wait()
@@ -248,24 +251,27 @@ class Engine:
 
     def _apply(self, page: Page) -> None:
         updates: list[LeadUpdate] = []
+        add, render, rules = updates.append, self.sink.render, self.rules
         limit = self.sink.max_record_chars
         for record in page.records:
-            outcome = transform(record, self.rules)
+            outcome = transform(record, rules)
             modstamp = record.get("SystemModstamp") if isinstance(record, dict) else None
             stamp = modstamp if isinstance(modstamp, str) else None
-            if isinstance(outcome, Contact):
-                payload = self.sink.render(outcome)
-                if limit is not None and len(payload) > limit:
-                    outcome = Skip(outcome.external_id, "too_long", f"{len(payload)} > {limit} characters")
-                else:
-                    updates.append(LeadUpdate(outcome.external_id, stamp, outcome.content_hash(), payload))
-            if isinstance(outcome, Skip):
-                updates.append(LeadUpdate(outcome.lead_id, stamp, reason=outcome.reason, detail=outcome.detail))
+            if type(outcome) is Contact:
+                payload = render(outcome)
+                if limit is None or len(payload) <= limit:
+                    add(LeadUpdate(outcome.external_id, stamp, outcome.content_hash(), payload))
+                    continue
+                outcome = Skip(outcome.external_id, "too_long", f"{len(payload)} > {limit} characters")
+            assert isinstance(outcome, Skip)
+            add(LeadUpdate(outcome.lead_id, stamp, reason=outcome.reason, detail=outcome.detail))
         pos_ts, pos_id = self._position(page.records)
         st = self.store.sync_state()
         read, _ = self.store.apply_page(updates, self.run_id, pos_ts or st.pos_ts, pos_id or st.pos_id,
                                         page.next_url, page.fetched_at if page.next_url else None)
         self.progress.read += read
+        for kind in self._pending_at_most:
+            self._pending_at_most[kind] += read
 
     @staticmethod
     def _position(records: list[Any]) -> tuple[str | None, str | None]:
@@ -288,9 +294,14 @@ class Engine:
         kinds = ("upsert", "remove") if self.sink.can_remove else ("upsert",)
         for kind in kinds:
             while True:
+                if not final and self._pending_at_most.get(kind, size) < size:
+                    break
                 waiting = self.store.count_pending(kind, up_to=size)
+                if waiting < size:
+                    self._pending_at_most[kind] = waiting
                 if waiting == 0 or (not final and waiting < size):
                     break
+                self._pending_at_most.pop(kind, None)
                 rows = self.store.pending(kind, size)
                 members = [Member(r["id"], r["seen_hash"], r["payload"]) for r in rows]
                 self._stage_members(kind, members)
@@ -337,6 +348,7 @@ class Engine:
         except RemoteRejected as e:
             # A batch CXone refuses must not block everything behind it: park its leads with the reason.
             parked = self.store.fail_batch(batch.id, f"upload rejected: {e}", 1, self.now())
+            self._pending_at_most.clear()
             log.error("batch %s rejected by CXone (%s); %d leads parked", batch.id, e, parked)
             return
         failpoint("upload_accepted")
@@ -374,6 +386,8 @@ class Engine:
                 self._fail(batch, f"job {batch.job_id} did not complete within "
                                   f"{self.cfg.cxone.job_timeout_seconds:g}s")
                 closed += 1
+        if closed:
+            self._pending_at_most.clear()  # an ack or a failure can make its leads pending again
         base = self.cfg.cxone.poll_interval_seconds
         self._poll_wait = self._first_poll_wait() if closed else min(self._poll_wait * 2, base * MAX_POLL_GROWTH)
         self._next_poll = time.monotonic() + self._poll_wait
@@ -392,6 +406,7 @@ class Engine:
         failpoint("before_remove")
         removed, failed = self.sink.remove([m.lead_id for m in members])
         self.store.finish_removal(batch.id, removed, failed, self.run_id, self.cfg.cxone.max_attempts, self.now())
+        self._pending_at_most.clear()
         self.progress.removed += len(removed)
         if failed:
             log.warning("batch %s: %d leads not removed; they stay pending removal", batch.id, len(failed))

@@ -52,6 +52,9 @@ def lead(**fields: Any) -> dict[str, Any]:
     ({"Id": None}, "invalid_id"),
     ({"Id": "not an id!"}, "invalid_id"),
     ({"Id": 12345}, "invalid_id"),
+    ({"Id": LEAD_ID + "\n"}, "invalid_id"),  # a regex's $ would let a trailing newline through
+    ({"Id": LEAD_ID[:17] + "é"}, "invalid_id"),
+    ({"Id": LEAD_ID[:17]}, "invalid_id"),
     ({"DoNotCall": "yes"}, "malformed"),
     ({"IsDeleted": 1}, "malformed"),
     ({"FirstName": ["a", "list"]}, "malformed"),
@@ -194,10 +197,8 @@ def test_csv_line_writes_what_csv_writer_writes(values: list[str]) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(max_size=20), min_size=11, max_size=11))
 def test_the_canonical_form_is_sorted_key_compact_json(values: list[str]) -> None:
-    import dataclasses
-
     contact = Contact(*values)
-    as_dict = {f.name: getattr(contact, f.name) for f in dataclasses.fields(contact)}
+    as_dict = contact._asdict()
     assert contact.canonical() == json.dumps(as_dict, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert Contact.from_json(contact.canonical()) == contact
 
