@@ -6,6 +6,8 @@ that carries a migration this version does not know. Never edit a released migra
 
 from __future__ import annotations
 
+import json
+
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
@@ -138,3 +140,16 @@ def m004_batch_rows(db: sqlite_utils.Database) -> None:
     DROP INDEX batch_members_lead;
     ALTER TABLE batch_members DROP COLUMN payload;
     """)
+
+
+@migrations()
+def m005_batch_bodies(db: sqlite_utils.Database) -> None:
+    # An open batch's exact rows as one JSON object {lead id: row}, not a row per lead: staging and
+    # closing a batch write one record instead of thousands (the per-lead cost of an initial sync).
+    db.execute("CREATE TABLE batch_bodies (batch_id TEXT PRIMARY KEY, rows TEXT NOT NULL)")
+    batch_ids = [r[0] for r in db.execute("SELECT DISTINCT batch_id FROM batch_rows ORDER BY batch_id").fetchall()]
+    for batch_id in batch_ids:
+        rows = db.execute("SELECT lead_id, payload FROM batch_rows WHERE batch_id = ? ORDER BY lead_id",
+                          (batch_id,)).fetchall()
+        db.execute("INSERT INTO batch_bodies (batch_id, rows) VALUES (?, ?)", (batch_id, json.dumps(dict(rows))))
+    db.execute("DROP TABLE batch_rows")

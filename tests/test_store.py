@@ -39,7 +39,7 @@ def test_pragmas_and_permissions(store: Store) -> None:
 
 def test_migrations_are_named_and_reopen_cleanly(store: Store) -> None:
     names = [r["name"] for r in store.query("SELECT name FROM _sqlite_migrations ORDER BY rowid")]
-    assert names == ["m001_initial", "m002_parked_batch", "m003_daemon", "m004_batch_rows"]
+    assert names == ["m001_initial", "m002_parked_batch", "m003_daemon", "m004_batch_rows", "m005_batch_bodies"]
     store.close()
     again = Store(store.path)
     assert [r["name"] for r in again.query("SELECT name FROM _sqlite_migrations")] == names
@@ -57,11 +57,36 @@ def test_an_older_schema_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -
     conn.execute("INSERT INTO batch_members (batch_id, lead_id, hash, payload) VALUES ('b1', 'L1', x'01', 'row')")
     conn.close()
     store = Store(path)
-    assert [r["name"] for r in store.query("SELECT name FROM _sqlite_migrations")][-1] == "m004_batch_rows"
+    assert [r["name"] for r in store.query("SELECT name FROM _sqlite_migrations")][-1] == "m005_batch_bodies"
     assert store.query("SELECT id, payload, parked_batch FROM leads") == [
         {"id": "L1", "payload": "row", "parked_batch": None}]
-    # A batch staged before m004 keeps its exact rows.
+    # A batch staged before m004 (and m005) keeps its exact rows.
     assert store.members("b1") == [Member("L1", b"\x01", "row")]
+
+
+def test_batches_open_at_m004_keep_their_exact_rows_through_m005(tmp_path: Path) -> None:
+    path = tmp_path / "m004.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA application_id = {0x53594E43}")
+    migrations.apply(sqlite_utils.Database(conn), stop_before="m005_batch_bodies")
+    rows = {"b1": {"L2": 'L2,+14155552671,"Smith, Jo"', "L1": "L1,+14155552672,Zoë"}, "b2": {"L3": "L3,+1,x"}}
+    for batch_id, members in rows.items():
+        conn.execute("INSERT INTO batches (id, kind, state, file_name, rows, created_at) "
+                     "VALUES (?, 'upsert', 'staged', 'f.csv', ?, '')", (batch_id, len(members)))
+        for lead_id, payload in members.items():
+            conn.execute("INSERT INTO batch_members (batch_id, lead_id, hash) VALUES (?, ?, ?)",
+                         (batch_id, lead_id, h(payload)))
+            conn.execute("INSERT INTO batch_rows (batch_id, lead_id, payload) VALUES (?, ?, ?)",
+                         (batch_id, lead_id, payload))
+    conn.execute("INSERT INTO batches (id, kind, state, file_name, rows, created_at) "
+                 "VALUES ('r1', 'remove', 'staged', 'r.csv', 1, '')")
+    conn.execute("INSERT INTO batch_members (batch_id, lead_id, hash) VALUES ('r1', 'L9', NULL)")
+    conn.close()
+    store = Store(path)
+    for batch_id, members in rows.items():
+        assert store.members(batch_id) == [Member(i, h(p), p) for i, p in sorted(members.items())]
+    assert store.members("r1") == [Member("L9", None, None)]
+    assert "batch_rows" not in store.db.table_names()
 
 
 def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:
