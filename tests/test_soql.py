@@ -98,3 +98,26 @@ def test_a_resumed_window_continues_after_the_last_row_in_query_order() -> None:
     rows = [row(i, SystemModstamp=T) for i in range(6)]  # six rows in one second
     after = window_query(["Id"], None, T + timedelta(seconds=1), after=(T, rows[2]["Id"]))
     assert [r["Id"] for r in sim_soql.run(sim_soql.parse(after, LEAD_FIELDS), rows)] == [r["Id"] for r in rows[3:]]
+
+
+SECOND = T.replace(microsecond=0)
+
+
+@pytest.mark.parametrize(("where", "floor"), [
+    ("SystemModstamp >= 2024-05-15T10:30:03Z", SECOND + timedelta(seconds=3)),
+    ("SystemModstamp > 2024-05-15T10:30:03.900Z AND Status = 'Open'", SECOND + timedelta(seconds=3)),
+    ("Status = 'Open' AND (SystemModstamp >= 2024-05-15T10:30:01Z) AND SystemModstamp >= 2024-05-15T10:30:02Z",
+     SECOND + timedelta(seconds=2)),
+    ("SystemModstamp >= 2024-05-15T10:30:03Z OR Status = 'Closed'", None),
+    ("NOT SystemModstamp >= 2024-05-15T10:30:03Z", None),
+    ("SystemModstamp < 2024-05-15T10:30:03Z", None),
+    ("(SystemModstamp > 2024-05-15T10:30:02Z OR (SystemModstamp = 2024-05-15T10:30:02Z AND Id > '00Q'))", None),
+])
+def test_the_index_floor_is_a_true_conjunct_and_never_hides_a_row(where: str, floor: datetime | None) -> None:
+    from syncd.sim.salesforce import SalesforceSim
+
+    q = sim_soql.parse(f"SELECT Id FROM Lead WHERE {where} ORDER BY SystemModstamp, Id", LEAD_FIELDS)
+    assert q.since == floor
+    sim = SalesforceSim(now=lambda: T, lock=__import__("threading").RLock(), leads={r["Id"]: r for r in ROWS})
+    sim.reindex()
+    assert sim_soql.run(q, sim._candidates(q.since)) == sim_soql.run(q, ROWS)

@@ -162,6 +162,7 @@ client_id = "{cx.CLIENT_ID}"
     def seed_leads(self, count: int, seed: int) -> None:
         with self.lock:
             self.sf.leads = {lead["Id"]: lead for lead in data.generate(count, seed, self.now())}
+            self.sf.reindex()
 
     def upsert_leads(self, leads: list[dict[str, Any]], modstamp: datetime | None = None) -> list[str]:
         stamp = (modstamp or self.now()).replace(microsecond=0)
@@ -184,6 +185,7 @@ client_id = "{cx.CLIENT_ID}"
                 lead.update(values)
                 lead["SystemModstamp"] = lead["LastModifiedDate"] = values.get("SystemModstamp", stamp)
                 ids.append(lead["Id"])
+            self.sf.reindex()
         return ids
 
     def mutate(self, count: int, seed: int, new: int = 0, modstamp: datetime | None = None) -> dict[str, int]:

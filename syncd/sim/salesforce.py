@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import secrets
 import threading
 from collections.abc import Callable
@@ -48,6 +49,18 @@ class SalesforceSim:
     locator_ttl: float = 900.0
     base_url: str = ""
     queries: int = 0
+    # (SystemModstamp, Id) of every lead in order, rebuilt after leads change: Salesforce answers a
+    # window query from its index on SystemModstamp, not by scanning the org.
+    by_stamp: list[tuple[datetime, str]] = field(default_factory=list)
+
+    def reindex(self) -> None:
+        self.by_stamp = sorted((lead["SystemModstamp"], lead_id) for lead_id, lead in self.leads.items())
+
+    def _candidates(self, since: datetime | None) -> list[dict[str, Any]]:
+        if since is None:
+            return list(self.leads.values())
+        start = bisect.bisect_left(self.by_stamp, (since, ""))
+        return [self.leads[lead_id] for _, lead_id in self.by_stamp[start:]]
 
     def routes(self, r: Router) -> None:
         r.add("POST", "/services/oauth2/token", "sf.token", self.token)
@@ -131,7 +144,7 @@ class SalesforceSim:
             except soql.SoqlError as e:
                 return self._limited(sf_error(400, e.code, str(e)))
             include_deleted = req.path.endswith("/queryAll")
-            pool = [lead for lead in self.leads.values() if include_deleted or not lead.get("IsDeleted")]
+            pool = [lead for lead in self._candidates(q.since) if include_deleted or not lead.get("IsDeleted")]
             try:
                 rows = soql.run(q, pool)
             except soql.SoqlError as e:

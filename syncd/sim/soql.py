@@ -46,6 +46,9 @@ class Query:
     where: Predicate
     order: list[tuple[str, bool, bool]]  # field, descending, nulls_last
     limit: int | None
+    # A lower bound on SystemModstamp every matching row has (from a top-level AND), for the
+    # simulator's index, as Salesforce's index on SystemModstamp serves the window query.
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -132,9 +135,12 @@ class Parser:
         if sobject.lower() != "lead":
             raise SoqlError("INVALID_TYPE", f"sObject type '{sobject}' is not supported")
         where: Predicate = lambda r: True  # noqa: E731
+        since = None
         if self.peek("WHERE"):
             self.take()
+            first = self.i
             where = self.expr()
+            since = _modstamp_floor(self.toks[first:self.i])
         order = []
         if self.peek("ORDER"):
             self.take()
@@ -158,7 +164,7 @@ class Parser:
             limit = int(self.take("number").text)
         if self.i != len(self.toks):
             raise SoqlError("MALFORMED_QUERY", f"unexpected token {self.toks[self.i].text!r}")
-        return Query(fields, "Lead", where, order, limit)
+        return Query(fields, "Lead", where, order, limit, since)
 
     def expr(self) -> Predicate:
         left = self.term()
@@ -234,6 +240,29 @@ class Parser:
         op = self.take("op").text
         value = _comparable(self.value())
         return _compare(name, op, value)
+
+
+def _modstamp_floor(toks: list[Tok]) -> datetime | None:
+    """The largest ``SystemModstamp >=|> <datetime>`` that is a conjunct of the whole WHERE.
+
+    Only when no OR sits outside parentheses (then every top-level comparison must hold), and not
+    one negated by NOT. None when the WHERE gives no such bound.
+    """
+    depth, floor = 0, None
+    for i, tok in enumerate(toks):
+        if tok.text == "(":
+            depth += 1
+        elif tok.text == ")":
+            depth -= 1
+        elif depth == 0 and tok.kind == "kw" and tok.text == "OR":
+            return None
+        elif (depth == 0 and tok.kind == "ident" and tok.text.lower() == "systemmodstamp" and i + 2 < len(toks)
+              and toks[i + 1].text in (">=", ">") and toks[i + 2].kind == "datetime"
+              and not (i > 0 and toks[i - 1].text == "NOT")):
+            # Whole seconds, as the comparison itself: a row at .2 s passes ">= .5 s" of the same second.
+            bound = _seconds(datetime.fromisoformat(toks[i + 2].text.replace("Z", "+00:00")))
+            floor = bound if floor is None or bound > floor else floor
+    return floor
 
 
 def _compare(name: str, op: str, value: Any) -> Predicate:
