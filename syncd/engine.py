@@ -302,9 +302,7 @@ class Engine:
                 if waiting == 0 or (not final and waiting < size):
                     break
                 self._pending_at_most.pop(kind, None)
-                rows = self.store.pending(kind, size)
-                members = [Member(r["id"], r["seen_hash"], r["payload"]) for r in rows]
-                self._stage_members(kind, members)
+                self._stage_members(kind, self.store.pending(kind, size))
 
     def _stage_members(self, kind: str, members: list[Member]) -> None:
         self._seq += 1

@@ -6,9 +6,10 @@ for the region the number belongs to. Two things make it cheap enough for a mill
 
 - plain North American text ("(415) 555-0134", "+1 415.555.0134 x12") is read by one regex, which
   ``tests/test_phones.py`` proves gives the number ``phonenumbers.parse`` gives;
-- validity for the default region is checked against that region's metadata compiled once into
-  one pattern per number length, which is what ``is_valid_number_for_region`` evaluates pattern
-  by pattern on every call. Numbers from elsewhere take the library's own path.
+- validity is checked against the region's metadata compiled once into one pattern per number
+  length, which is what ``is_valid_number_for_region`` evaluates pattern by pattern on every call
+  (and, for a +1 number from outside the default region, the library's region lookup over the
+  two dozen NANP regions, the same way). Other text takes the library's own path.
 """
 
 from __future__ import annotations
@@ -68,6 +69,38 @@ def region_validator(region: str) -> Callable[[str], bool]:
     return valid
 
 
+@functools.cache
+def country_validator(country_code: int) -> Callable[[str], bool]:
+    """``nsn -> is_valid_number`` for a geographic country code, with the library's region lookup.
+
+    The region is the first of the code's regions whose leading digits match, or (for a region
+    without leading digits) whose numbers include this one; the number must be valid there.
+    """
+    codes = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ())
+    if phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY in codes:
+        raise ValueError(f"+{country_code} is not geographic")
+    if len(codes) == 1:
+        return region_validator(codes[0])
+    regions: list[tuple[re.Pattern[str] | None, Callable[[str], bool]]] = []
+    for region in codes:
+        metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
+        if metadata is None:
+            continue
+        leading = re.compile(metadata.leading_digits) if metadata.leading_digits is not None else None
+        regions.append((leading, region_validator(region)))
+
+    def valid(nsn: str) -> bool:
+        for leading, valid_there in regions:
+            if leading is not None:
+                if leading.match(nsn):
+                    return valid_there(nsn)
+            elif valid_there(nsn):
+                return True
+        return False
+
+    return valid
+
+
 class PhoneRules:
     """E.164 for raw text, with ``region`` as the default region of numbers written without one."""
 
@@ -75,6 +108,7 @@ class PhoneRules:
         self.region = region
         self.country_code = int(phonenumbers.country_code_for_region(region))
         self._valid_here = region_validator(region)
+        self._valid_nanp = country_validator(1)
 
     def e164(self, raw: str) -> str | None:
         """The number in E.164, or None if phonenumbers cannot parse it or finds it invalid."""
@@ -82,10 +116,7 @@ class PhoneRules:
             m = NANP_PLAIN.match(raw)
             if m:
                 nsn = (m[1] or m[2]) + m[3] + m[4]
-                if self._valid_here(nsn) or phonenumbers.is_valid_number(
-                        phonenumbers.PhoneNumber(country_code=1, national_number=int(nsn))):
-                    return "+1" + nsn
-                return None
+                return "+1" + nsn if self._valid_here(nsn) or self._valid_nanp(nsn) else None
         return self._library_e164(raw[:MAX_RAW_CHARS])
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - one PhoneRules per region lives as long as the process
@@ -96,12 +127,20 @@ class PhoneRules:
         except phonenumbers.NumberParseException:
             return None
         # The default region first: the same answer as is_valid_number for its numbers, without
-        # scanning every region of the country code (+1 has two dozen).
-        if (number.country_code == self.country_code
-                and self._valid_here(phonenumbers.national_significant_number(number))) \
-                or phonenumbers.is_valid_number(number):
+        # the region lookup over every region of the country code (+1 has two dozen).
+        nsn = phonenumbers.national_significant_number(number)
+        if (number.country_code == self.country_code and self._valid_here(nsn)) or _valid_anywhere(number, nsn):
             return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
         return None
+
+
+def _valid_anywhere(number: phonenumbers.PhoneNumber, nsn: str) -> bool:
+    """``phonenumbers.is_valid_number``; compiled for geographic codes (all but +800, +882 and such)."""
+    code = number.country_code
+    if code is None or phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(
+            code, ()):
+        return bool(phonenumbers.is_valid_number(number))
+    return country_validator(code)(nsn)
 
 
 @functools.cache

@@ -241,6 +241,9 @@ class Store:
         for u in updates:
             (eligible if u.hash is not None else skipped).append(u)
         with self.transaction() as c:
+            # Most leads of a page have no skip row (eligible ones) or no lead row (skipped ones):
+            # one lookup for the page instead of a statement per lead that finds nothing.
+            skipped_before = self._existing(c, "skips", "lead_id", [u.lead_id for u in eligible])
             c.executemany(
                 "INSERT INTO leads (id, seen_hash, payload, modstamp) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET "
@@ -248,15 +251,16 @@ class Store:
                 " parked = CASE WHEN seen_hash IS excluded.seen_hash THEN parked ELSE NULL END,"
                 " seen_hash = excluded.seen_hash, payload = excluded.payload, modstamp = excluded.modstamp",
                 [(u.lead_id, u.hash, u.payload, u.modstamp) for u in eligible])
-            c.executemany("DELETE FROM skips WHERE lead_id = ?", [(u.lead_id,) for u in eligible])
+            c.executemany("DELETE FROM skips WHERE lead_id = ?", [(i,) for i in skipped_before])
+            tracked = self._existing(c, "leads", "id", [u.lead_id for u in skipped])  # after the upsert, as before
             c.executemany(
                 "UPDATE leads SET attempts = CASE WHEN seen_hash IS NULL THEN attempts ELSE 0 END,"
                 " parked = CASE WHEN seen_hash IS NULL THEN parked ELSE NULL END,"
                 " seen_hash = NULL, payload = NULL, modstamp = ? WHERE id = ?",
-                [(u.modstamp, u.lead_id) for u in skipped])
+                [(u.modstamp, u.lead_id) for u in skipped if u.lead_id in tracked])
             # A lead that is neither wanted nor on the list needs no row: the skip audit keeps it.
             c.executemany("DELETE FROM leads WHERE id = ? AND seen_hash IS NULL AND acked_hash IS NULL "
-                          "AND batch_id IS NULL", [(u.lead_id,) for u in skipped])
+                          "AND batch_id IS NULL", [(i,) for i in tracked])
             c.executemany(
                 "INSERT OR REPLACE INTO skips (lead_id, reason, detail, run_id, modstamp) VALUES (?, ?, ?, ?, ?)",
                 [(u.lead_id, u.reason, u.detail, run_id, u.modstamp) for u in skipped])
@@ -266,11 +270,18 @@ class Store:
                       (len(eligible) + len(skipped), len(skipped), run_id))
         return len(eligible) + len(skipped), len(skipped)
 
+    @staticmethod
+    def _existing(c: sqlite3.Connection, table: str, key: str, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        sql = f"SELECT {key} FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))"  # noqa: S608 - fixed names
+        return {row[0] for row in c.execute(sql, (json.dumps(ids),))}
+
     # -- outbox ---------------------------------------------------------------------------------
-    def pending(self, kind: str, limit: int) -> list[dict[str, Any]]:
+    def pending(self, kind: str, limit: int) -> list[Member]:
         """Leads to stage: content to send (upsert) or an acked lead that must go (remove)."""
         sql = f"SELECT id, seen_hash, payload FROM leads WHERE {PENDING[kind]} ORDER BY id LIMIT ?"  # noqa: S608
-        return self.query(sql, (limit,))
+        return [Member(*row) for row in self.conn.execute(sql, (limit,))]
 
     def count_pending(self, kind: str, up_to: int | None = None) -> int:
         """How many leads wait to be staged; with ``up_to``, counting stops there (cheap per page)."""
@@ -290,7 +301,8 @@ class Store:
             body = {m.lead_id: m.payload for m in members if m.payload is not None}
             if body:
                 c.execute("INSERT INTO batch_bodies (batch_id, rows) VALUES (?, ?)", (batch_id, json.dumps(body)))
-            c.executemany("UPDATE leads SET batch_id = ? WHERE id = ?", [(batch_id, m.lead_id) for m in members])
+            c.execute("UPDATE leads SET batch_id = ?1 "
+                      "WHERE id IN (SELECT lead_id FROM batch_members WHERE batch_id = ?1)", (batch_id,))
 
     def batches(self, *states: str) -> list[Batch]:
         marks = ",".join("?" * len(states))

@@ -22,6 +22,8 @@ from syncd.phones import PhoneRules, phone_rules
 
 EMAIL = re.compile(r"^[^@\s\"'<>(),;:\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
+# Printable ASCII words separated by single spaces, not starting like a formula: clean already.
+_PLAIN_TEXT = re.compile(r"[!-~](?<![=+\-@])[!-~]*(?: [!-~]+)*")
 MAX_FIELD_CHARS = 1000  # anything longer cannot fit a 512-character CSV row anyway
 MAX_RECORD_CHARS = 512
 
@@ -95,6 +97,8 @@ def clean_text(value: Any, field: str) -> str:
         raise _Malformed(f"{field} is {type(value).__name__}, not text")
     if len(value) > MAX_FIELD_CHARS:
         raise _Malformed(f"{field} is longer than {MAX_FIELD_CHARS} characters")
+    if _PLAIN_TEXT.fullmatch(value):
+        return value  # the common case: nothing to normalise, drop, fold or neutralise
     if value.isascii() and value.isprintable():
         # Most text: already NFC, nothing to drop, and a space is its only whitespace.
         text = value if "  " not in value and value[:1] != " " and value[-1:] != " " else " ".join(value.split())
@@ -197,14 +201,14 @@ def csv_values(contact: Contact) -> list[str]:
 
 def csv_line(values: Sequence[str]) -> str:
     """One CSV record (RFC 4180 quoting, as ``csv.writer`` does it) without its line terminator."""
-    if len(values) > 1 and not any(c in v for v in values for c in _CSV_SPECIAL):
-        return ",".join(values)  # nothing to quote: the common case, without a writer per row
+    line = ",".join(values)
+    if len(values) > 1 and line.count(",") == len(values) - 1 and '"' not in line and "\n" not in line \
+            and "\r" not in line:
+        return line  # nothing to quote (no value holds a comma, quote or line break): the common case
     buf = io.StringIO()
     csv.writer(buf, lineterminator="").writerow(values)
     return buf.getvalue()
 
-
-_CSV_SPECIAL = (",", '"', "\r", "\n")
 
 
 def batch_contact(contact: Contact) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.phones import NANP_PLAIN, PhoneRules, region_validator
+from syncd.phones import NANP_PLAIN, PhoneRules, country_validator, region_validator
 
 REGIONS = ["US", "CA", "GB", "FR", "DE", "IN", "BR", "AU", "JP", "MX", "IT", "NG", "PR", "JM"]
 
@@ -32,6 +32,12 @@ nanp = st.builds(
     st.from_regex(r"[0-9]{4}", fullmatch=True), st.sampled_from(["", " ", "  ", " x12", " ext. 4", "x7"]),
 )
 anything = st.text(alphabet="0123456789 +-().xext#*/ABCZ", max_size=24)
+# International text, including codes shared by several regions (+7, +39, +44, +47, +262, +590, +599)
+# and non-geographic ones (+800, +882, +979).
+international = st.builds(
+    lambda cc, rest: f"+{cc} {rest}",
+    st.sampled_from([7, 33, 39, 44, 47, 49, 61, 81, 86, 91, 262, 358, 590, 599, 800, 882, 883, 979]),
+    st.from_regex(r"\(?0?\)?[0-9][0-9 .-]{3,13}", fullmatch=True))
 
 
 @settings(max_examples=600, deadline=None)
@@ -41,8 +47,8 @@ def test_north_american_text_gives_what_phonenumbers_gives(raw: str, region: str
     assert PhoneRules(region).e164(raw) == reference_e164(raw, region)
 
 
-@settings(max_examples=600, deadline=None)
-@given(st.one_of(anything, nanp, st.text(max_size=20)), st.sampled_from(REGIONS))
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(anything, nanp, international, st.text(max_size=20)), st.sampled_from(REGIONS))
 def test_any_text_in_any_region_gives_what_phonenumbers_gives(raw: str, region: str) -> None:
     assert PhoneRules(region).e164(raw) == reference_e164(raw, region)
 
@@ -76,3 +82,28 @@ def test_known_numbers(raw: str, e164: str | None) -> None:
 def test_every_region_compiles() -> None:
     for region in phonenumbers.SUPPORTED_REGIONS:
         region_validator(region)("2025550123")
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.one_of(st.from_regex(r"[2-9][0-9]{9}", fullmatch=True),
+                 st.sampled_from(["876", "416", "787", "809", "268", "684", "340", "939"]).flatmap(
+                     lambda area: st.from_regex(rf"{area}[2-9][0-9]{{6}}", fullmatch=True)),
+                 st.from_regex(r"[1-9][0-9]{0,12}", fullmatch=True)))
+def test_the_nanp_region_lookup_is_is_valid_number(nsn: str) -> None:
+    number = phonenumbers.PhoneNumber(country_code=1, national_number=int(nsn))
+    assert country_validator(1)(nsn) == phonenumbers.is_valid_number(number)
+
+
+@pytest.mark.parametrize("code", [33, 44, 49, 61, 7, 39])
+def test_the_region_lookup_of_other_codes_is_is_valid_number(code: int) -> None:
+    import random
+
+    rng = random.Random(code)
+    for _ in range(300):
+        nsn = str(rng.randint(1, 10 ** rng.randint(6, 11)))
+        number = phonenumbers.PhoneNumber(country_code=code, national_number=int(nsn))
+        assert country_validator(code)(nsn) == phonenumbers.is_valid_number(number), nsn
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]:  # and numbers that are valid
+        example = phonenumbers.example_number(region)
+        if example is not None and not example.italian_leading_zero:
+            assert country_validator(code)(str(example.national_number)), (region, example)

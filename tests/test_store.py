@@ -162,7 +162,7 @@ def test_ack_takes_exactly_the_sent_hash_and_a_change_meanwhile_stays_dirty(stor
     assert rows["L1"]["acked_hash"] == h("v1")
     assert rows["L1"]["seen_hash"] == h("v2")
     assert rows["L2"]["acked_hash"] == rows["L2"]["seen_hash"] == h("a")
-    assert [r["id"] for r in store.pending("upsert", 10)] == ["L1"]
+    assert [m.lead_id for m in store.pending("upsert", 10)] == ["L1"]
     assert store.members("b1")[0].payload is None  # rows are dropped once the batch is closed
 
 
