@@ -118,7 +118,8 @@ class Engine:
         self.run_id = 0
         self._seq = 0
         # Per kind, at most this many leads wait to be staged (absent: unknown). Counting the pending
-        # index on every page cost more than the rest of staging; a page can add at most its rows.
+        # index on every page cost more than the rest of staging; a page adds at most its leads of
+        # that kind.
         self._pending_at_most: dict[str, int] = {}
         self._last_beat = 0.0
         self._next_poll = 0.0
@@ -267,11 +268,13 @@ class Engine:
             add(LeadUpdate(outcome.lead_id, stamp, reason=outcome.reason, detail=outcome.detail))
         pos_ts, pos_id = self._position(page.records)
         st = self.store.sync_state()
-        read, _ = self.store.apply_page(updates, self.run_id, pos_ts or st.pos_ts, pos_id or st.pos_id,
-                                        page.next_url, page.fetched_at if page.next_url else None)
+        read, skipped = self.store.apply_page(updates, self.run_id, pos_ts or st.pos_ts, pos_id or st.pos_id,
+                                              page.next_url, page.fetched_at if page.next_url else None)
         self.progress.read += read
-        for kind in self._pending_at_most:
-            self._pending_at_most[kind] += read
+        # Only an eligible lead can start waiting for an upsert, only a skipped one for a removal.
+        for kind, added in (("upsert", read - skipped), ("remove", skipped)):
+            if kind in self._pending_at_most:
+                self._pending_at_most[kind] += added
 
     @staticmethod
     def _position(records: list[Any]) -> tuple[str | None, str | None]:

@@ -62,7 +62,7 @@ class Contact(NamedTuple):
         # json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False), written
         # out: every field is text, so the encoder's only work is quoting each value (a test holds
         # the two equal).
-        return _CANONICAL_FORMAT.format(*map(_json_string, _sorted_values(self)))
+        return _CANONICAL_TEMPLATE % tuple(map(_json_string, _sorted_values(self)))
 
     def content_hash(self) -> bytes:
         return hashlib.blake2b(self.canonical().encode("utf-8"), digest_size=16).digest()
@@ -73,8 +73,8 @@ class Contact(NamedTuple):
 
 
 _SORTED_FIELDS = tuple(sorted(Contact._fields))
-_sorted_values = operator.attrgetter(*_SORTED_FIELDS)
-_CANONICAL_FORMAT = "{{" + ",".join(f'"{name}":{{}}' for name in _SORTED_FIELDS) + "}}"
+_sorted_values = operator.itemgetter(*(Contact._fields.index(name) for name in _SORTED_FIELDS))
+_CANONICAL_TEMPLATE = "{" + ",".join(f'"{name}":%s' for name in _SORTED_FIELDS) + "}"
 _json_string = json.encoder.encode_basestring  # what JSONEncoder(ensure_ascii=False) quotes text with
 
 
