@@ -341,11 +341,11 @@ class Engine:
             self.sleep(max(0.0, min(self._poll_wait, self._next_poll - time.monotonic())))
 
     def _upload(self, batch: Batch) -> None:
-        members = self.store.members(batch.id)
+        rows = self.store.rows(batch.id)
         self.store.count_upload(batch.id)
         failpoint("before_upload")
         try:
-            job_id = self.sink.upload(batch.file_name, [m.payload or "" for m in members])
+            job_id = self.sink.upload(batch.file_name, rows)
         except RemoteRejected as e:
             # A batch CXone refuses must not block everything behind it: park its leads with the reason.
             parked = self.store.fail_batch(batch.id, f"upload rejected: {e}", 1, self.now())
@@ -354,8 +354,8 @@ class Engine:
             return
         failpoint("upload_accepted")
         self.store.mark_submitted(batch.id, job_id, self.now(), self.run_id)
-        self.progress.sent += len(members)
-        log.info("uploaded batch %s (%d leads) as job %s", batch.id, len(members), job_id)
+        self.progress.sent += len(rows)
+        log.info("uploaded batch %s (%d leads) as job %s", batch.id, len(rows), job_id)
         failpoint("job_committed")
         if time.monotonic() >= self._next_poll:
             self._poll_wait = self._first_poll_wait()

@@ -320,6 +320,16 @@ class Store:
         payloads: dict[str, str] = json.loads(body[0]) if body else {}
         return [Member(lead_id, hash_, payloads.get(lead_id)) for lead_id, hash_ in rows]
 
+    def rows(self, batch_id: str) -> list[str]:
+        """An open upsert batch's exact rows, in the order staged (lead id), without reading its members."""
+        body = self.conn.execute("SELECT b.rows, s.rows FROM batches s LEFT JOIN batch_bodies b ON b.batch_id = s.id "
+                                 "WHERE s.id = ?", (batch_id,)).fetchone()
+        rows: list[str] = list(json.loads(body[0]).values()) if body and body[0] is not None else []
+        if body is None or len(rows) != body[1]:
+            raise StateError(f"batch {batch_id} should hold {body[1] if body else '?'} rows but its body has "
+                             f"{len(rows)}; the state is damaged")
+        return rows
+
     def count_upload(self, batch_id: str) -> None:
         """Recorded before the call, so a crash after CXone accepted still counts the attempt."""
         with self.transaction() as c:

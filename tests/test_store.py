@@ -194,3 +194,13 @@ def test_lock_is_exclusive_and_released_on_close(tmp_path: Path) -> None:
     a.release()
     b.acquire()
     b.release()
+
+
+def test_an_open_batch_gives_back_its_exact_rows_in_staged_order(store: Store) -> None:
+    run = store.start_run(1, T)
+    members = [Member(f"L{i}", h(str(i)), f"L{i},+1415555{i:04d},\"O'Neil, {i}\"") for i in range(3)]
+    store.stage("b1", "upsert", "f.csv", members, run, T)
+    assert store.rows("b1") == [m.payload for m in members]
+    store.conn.execute("DELETE FROM batch_bodies")  # damage: the rows are gone but the batch is open
+    with pytest.raises(StateError, match="should hold 3 rows but its body has 0"):
+        store.rows("b1")
