@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit bench bench-small clean
+.PHONY: demo test lint typecheck unit bench bench-small profile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench: $(BENCH_STAMP)
 
 bench-small: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py --small --out bench/BENCHMARKS-small.md
+
+# One initial sync of 100,000 simulated leads under pyinstrument: bench/results/profile.{txt,html}.
+profile: $(BENCH_STAMP)
+	$(BIN)/python bench/profile.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

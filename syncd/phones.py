@@ -45,8 +45,9 @@ def _pattern(desc: object) -> str | None:
     return pattern or None  # the library never matches an empty or missing pattern
 
 
+@functools.cache
 def region_validator(region: str) -> Callable[[str], bool]:
-    """``nsn -> is_valid_number_for_region`` for one region, compiled from its metadata."""
+    """``nsn -> is_valid_number_for_region`` for one region, compiled from its metadata (once)."""
     metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
     general = _pattern(metadata.general_desc) if metadata is not None else None
     if metadata is None or general is None:
@@ -81,20 +82,21 @@ def country_validator(country_code: int) -> Callable[[str], bool]:
         raise ValueError(f"+{country_code} is not geographic")
     if len(codes) == 1:
         return region_validator(codes[0])
-    regions: list[tuple[re.Pattern[str] | None, Callable[[str], bool]]] = []
+    regions: list[tuple[re.Pattern[str] | None, str]] = []
     for region in codes:
         metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
         if metadata is None:
             continue
         leading = re.compile(metadata.leading_digits) if metadata.leading_digits is not None else None
-        regions.append((leading, region_validator(region)))
+        regions.append((leading, region))
 
     def valid(nsn: str) -> bool:
-        for leading, valid_there in regions:
+        # A region's patterns are compiled when a number first reaches it (+1 has two dozen regions).
+        for leading, region in regions:
             if leading is not None:
                 if leading.match(nsn):
-                    return valid_there(nsn)
-            elif valid_there(nsn):
+                    return region_validator(region)(nsn)
+            elif region_validator(region)(nsn):
                 return True
         return False
 

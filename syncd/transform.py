@@ -8,6 +8,7 @@ deleted, converted, do-not-call, status, then phone.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -38,7 +39,7 @@ class Rules:
     phone_fields: tuple[str, ...] = ("MobilePhone", "Phone")
     default_region: str = "US"
 
-    @property
+    @functools.cached_property
     def phones(self) -> PhoneRules:
         return phone_rules(self.default_region)
 

@@ -1,0 +1,47 @@
+"""Where a sync's CPU goes: one initial sync under pyinstrument, the simulator in its own process.
+
+``make profile`` (or ``python bench/profile.py --leads 100000``) writes bench/results/profile.txt (the
+call tree) and profile.html, and prints the tree. The simulator is not in the profile: only the client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import PY, ROOT, Sim  # the bench's own simulator wrapper, beside this file
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--leads", type=int, default=100_000)
+    args = parser.parse_args()
+    out = ROOT / "bench" / "results"
+    workdir = out / "profile"
+    workdir.mkdir(parents=True, exist_ok=True)
+    for old in (workdir / "state").glob("syncd.db*"):
+        old.unlink()
+    sim = Sim(args.leads, latency=False, workdir=workdir)
+    try:
+        config = workdir / "syncd.toml"
+        config.write_text(sim.config.replace('path = "state/syncd.db"', f'path = "{workdir / "state" / "syncd.db"}"'))
+        env = {**os.environ, **sim.env}
+        for renderer, name in (("text", "profile.txt"), ("html", "profile.html")):
+            if renderer == "html":  # a second, fresh run for the HTML view
+                for old in (workdir / "state").glob("syncd.db*"):
+                    old.unlink()
+            subprocess.run([PY, "-m", "pyinstrument", "-r", renderer, "-o", str(out / name), "-m", "syncd", "sync",
+                            "--config", str(config)], env=env, cwd=workdir, check=True, stdout=subprocess.DEVNULL)
+    finally:
+        sim.stop()
+    print((out / "profile.txt").read_text())
+    print(f"wrote {out / 'profile.txt'} and {out / 'profile.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
