@@ -1,7 +1,8 @@
 """Where a sync's CPU goes: one initial sync under pyinstrument, the simulator in its own process.
 
 ``make profile`` (or ``python bench/profile.py --leads 100000``) writes bench/results/profile.txt (the
-call tree) and profile.html, and prints the tree. The simulator is not in the profile: only the client.
+call tree, wall time) and profile.html, then bench/results/phases.txt (CPU seconds per phase of a third
+run, from bench/phases.py), and prints both. The simulator is not in them: only the client.
 """
 
 from __future__ import annotations
@@ -36,10 +37,19 @@ def main() -> int:
                     old.unlink()
             subprocess.run([PY, "-m", "pyinstrument", "-r", renderer, "-o", str(out / name), "-m", "syncd", "sync",
                             "--config", str(config)], env=env, cwd=workdir, check=True, stdout=subprocess.DEVNULL)
+        # pyinstrument samples wall time (waiting on the simulator shows as socket reads): a third,
+        # unprofiled run gives each phase's CPU seconds.
+        for old in (workdir / "state").glob("syncd.db*"):
+            old.unlink()
+        phases = subprocess.run([PY, str(ROOT / "bench" / "phases.py"), "sync", "--config", str(config)], env=env,
+                                cwd=workdir, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        table = phases.stderr[phases.stderr.index("CPU by phase"):]
+        (out / "phases.txt").write_text(table)
     finally:
         sim.stop()
     print((out / "profile.txt").read_text())
-    print(f"wrote {out / 'profile.txt'} and {out / 'profile.html'}")
+    print(table)
+    print(f"wrote {out / 'profile.txt'}, {out / 'profile.html'} and {out / 'phases.txt'}")
     return 0
 
 
