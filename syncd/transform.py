@@ -100,15 +100,11 @@ def clean_text(value: Any, field: str) -> str:
         raise _Malformed(f"{field} is longer than {MAX_FIELD_CHARS} characters")
     if _PLAIN_TEXT.fullmatch(value):
         return value  # the common case: nothing to normalise, drop, fold or neutralise
-    if value.isascii() and value.isprintable():
-        # Most text: already NFC, nothing to drop, and a space is its only whitespace.
-        text = value if "  " not in value and value[:1] != " " and value[-1:] != " " else " ".join(value.split())
-    else:
-        text = value if unicodedata.is_normalized("NFC", value) else unicodedata.normalize("NFC", value)
-        if not text.isprintable():  # the per-character scan only for text that has something to drop
-            text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
-                           for c in text if unicodedata.category(c) != "Cf" or c in "\u200d")
-        text = " ".join(text.split())
+    text = value if unicodedata.is_normalized("NFC", value) else unicodedata.normalize("NFC", value)
+    if not text.isprintable():  # the per-character scan only for text that has something to drop
+        text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
+                       for c in text if unicodedata.category(c) != "Cf" or c in "\u200d")
+    text = " ".join(text.split())
     if text.startswith(FORMULA_LEAD):
         # A spreadsheet opening the list must not run it: prefix a quote (OWASP CSV injection).
         text = "'" + text
