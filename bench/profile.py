@@ -1,8 +1,8 @@
 """Where a sync's CPU goes: one initial sync under pyinstrument, the simulator in its own process.
 
 ``make profile`` (or ``python bench/profile.py --leads 100000``) writes bench/results/profile.txt (the
-call tree, wall time) and profile.html, then bench/results/phases.txt (CPU seconds per phase of a third
-run, from bench/phases.py), and prints both. The simulator is not in them: only the client.
+call tree, wall time) and profile.html from one profiled run, then bench/results/phases.txt (CPU seconds
+per phase of a second run, from bench/phases.py), and prints both. The simulator is not in them: only the client.
 """
 
 from __future__ import annotations
@@ -24,23 +24,26 @@ def main() -> int:
     out = ROOT / "bench" / "results"
     workdir = out / "profile"
     workdir.mkdir(parents=True, exist_ok=True)
-    for old in (workdir / "state").glob("syncd.db*"):
-        old.unlink()
+
+    def fresh_state() -> None:  # every run below is an initial sync
+        for old in (workdir / "state").glob("syncd.db*"):
+            old.unlink()
+
+    fresh_state()
     sim = Sim(args.leads, latency=False, workdir=workdir)
     try:
         config = workdir / "syncd.toml"
         config.write_text(sim.config.replace('path = "state/syncd.db"', f'path = "{workdir / "state" / "syncd.db"}"'))
         env = {**os.environ, **sim.env}
+        session = out / "profile.pyisession"
+        subprocess.run([PY, "-m", "pyinstrument", "-r", "pyisession", "-o", str(session), "-m", "syncd", "sync",
+                        "--config", str(config)], env=env, cwd=workdir, check=True, stdout=subprocess.DEVNULL)
         for renderer, name in (("text", "profile.txt"), ("html", "profile.html")):
-            if renderer == "html":  # a second, fresh run for the HTML view
-                for old in (workdir / "state").glob("syncd.db*"):
-                    old.unlink()
-            subprocess.run([PY, "-m", "pyinstrument", "-r", renderer, "-o", str(out / name), "-m", "syncd", "sync",
-                            "--config", str(config)], env=env, cwd=workdir, check=True, stdout=subprocess.DEVNULL)
-        # pyinstrument samples wall time (waiting on the simulator shows as socket reads): a third,
+            subprocess.run([PY, "-m", "pyinstrument", "--load", str(session), "-r", renderer, "-o", str(out / name)],
+                           check=True)
+        # pyinstrument samples wall time (waiting on the simulator shows as socket reads): a second,
         # unprofiled run gives each phase's CPU seconds.
-        for old in (workdir / "state").glob("syncd.db*"):
-            old.unlink()
+        fresh_state()
         phases = subprocess.run([PY, str(ROOT / "bench" / "phases.py"), "sync", "--config", str(config)], env=env,
                                 cwd=workdir, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         table = phases.stderr[phases.stderr.index("CPU by phase"):]
