@@ -92,12 +92,18 @@ class _Malformed(Exception):
 
 def clean_text(value: Any, field: str) -> str:
     """Free text: NFC, control characters dropped, whitespace folded, formulas neutralised."""
+    if type(value) is str and len(value) <= _CACHED_CHARS:
+        return _clean_cached(value)
     if value is None:
         return ""
     if not isinstance(value, str):
         raise _Malformed(f"{field} is {type(value).__name__}, not text")
     if len(value) > MAX_FIELD_CHARS:
         raise _Malformed(f"{field} is longer than {MAX_FIELD_CHARS} characters")
+    return _clean(str(value))
+
+
+def _clean(value: str) -> str:
     if _PLAIN_TEXT.fullmatch(value):
         return value  # the common case: nothing to normalise, drop, fold or neutralise
     text = value if unicodedata.is_normalized("NFC", value) else unicodedata.normalize("NFC", value)
@@ -109,6 +115,13 @@ def clean_text(value: Any, field: str) -> str:
         # A spreadsheet opening the list must not run it: prefix a quote (OWASP CSV injection).
         text = "'" + text
     return text
+
+
+# Statuses, states, cities, companies and first names recur across an org: a short value seen
+# recently is not cleaned again. Bounded (a few MB at most), so a field with few repeats costs only
+# the misses.
+_CACHED_CHARS = 80
+_clean_cached = functools.lru_cache(maxsize=16_384)(_clean)
 
 
 def _flag(record: Mapping[str, Any], field: str) -> bool:

@@ -219,3 +219,15 @@ def _clean_text_reference(value: str) -> str:
                  st.text(alphabet=" a=+-@\t\r\n\x00\x1c\x7f", max_size=12)))
 def test_clean_text_shortcut_gives_what_the_rules_give(value: str) -> None:
     assert clean_text(value, "City") == _clean_text_reference(value)
+    assert clean_text(value, "City") == _clean_text_reference(value)  # again: now from the cache
+    padded = value + " x" * 60  # longer than what the cache keeps
+    assert clean_text(padded, "City") == _clean_text_reference(padded)
+
+
+def test_clean_text_takes_a_str_subclass_as_its_text() -> None:
+    class Text(str):
+        pass
+
+    cleaned = clean_text(Text("  =Acme\t Inc "), "Company")
+    assert cleaned == "'=Acme Inc"
+    assert type(cleaned) is str
