@@ -8,7 +8,6 @@ remote call, so a crash anywhere resumes from the last commit.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -31,7 +30,7 @@ from syncd.errors import (
 from syncd.failpoints import failpoint
 from syncd.salesforce import Page, SalesforceClient, parse_sf_datetime
 from syncd.soql import select_fields, window_query
-from syncd.store import Batch, LeadUpdate, Member, Store
+from syncd.store import Batch, LeadUpdate, Store
 from syncd.transform import Contact, Rules, Skip, transform
 
 log = logging.getLogger(__name__)
@@ -305,17 +304,13 @@ class Engine:
                 if waiting == 0 or (not final and waiting < size):
                     break
                 self._pending_at_most.pop(kind, None)
-                self._stage_members(kind, self.store.pending(kind, size))
+                self._stage_batch(kind, size)
 
-    def _stage_members(self, kind: str, members: list[Member]) -> None:
+    def _stage_batch(self, kind: str, size: int) -> None:
         self._seq += 1
-        digest = hashlib.blake2b(digest_size=8)
-        for m in members:
-            digest.update(m.lead_id.encode())
-            digest.update(m.hash or b"-")
-        batch_id = f"{kind[0]}{self.run_id:06d}-{self._seq:04d}-{digest.hexdigest()}"
-        self.store.stage(batch_id, kind, f"syncd-{batch_id}.csv", members, self.run_id, self.now())
-        log.debug("staged %s batch %s with %d leads", kind, batch_id, len(members))
+        batch_id = f"{kind[0]}{self.run_id:06d}-{self._seq:04d}"  # runs and their sequence never repeat
+        staged = self.store.stage_pending(batch_id, kind, f"syncd-{batch_id}.csv", size, self.run_id, self.now())
+        log.debug("staged %s batch %s with %d leads", kind, batch_id, staged)
         failpoint("batch_staged")
 
     def _pump(self, wait: bool) -> None:

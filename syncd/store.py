@@ -279,11 +279,6 @@ class Store:
         return {row[0] for row in c.execute(sql, (json.dumps(ids),))}
 
     # -- outbox ---------------------------------------------------------------------------------
-    def pending(self, kind: str, limit: int) -> list[Member]:
-        """Leads to stage: content to send (upsert) or an acked lead that must go (remove)."""
-        sql = f"SELECT id, seen_hash, payload FROM leads WHERE {PENDING[kind]} ORDER BY id LIMIT ?"  # noqa: S608
-        return [Member(*row) for row in self.conn.execute(sql, (limit,))]
-
     def count_pending(self, kind: str, up_to: int | None = None) -> int:
         """How many leads wait to be staged; with ``up_to``, counting stops there (cheap per page)."""
         if up_to is None:
@@ -291,8 +286,40 @@ class Store:
         sql = f"SELECT count(*) FROM (SELECT 1 FROM leads WHERE {PENDING[kind]} LIMIT ?)"  # noqa: S608
         return int(self.scalar(sql, (up_to,)))
 
+    def stage_pending(self, batch_id: str, kind: str, file_name: str, limit: int, run_id: int | None,
+                      now: datetime) -> int:
+        """Stage up to ``limit`` pending leads (in id order) as one batch; returns how many (0: no batch).
+
+        Members, body and marks are copied inside SQLite: the leads' rows never travel through Python.
+        """
+        with self.transaction() as c:
+            c.execute("INSERT INTO batches (id, kind, state, file_name, rows, run_id, created_at) "
+                      "VALUES (?, ?, 'staged', ?, 0, ?, ?)", (batch_id, kind, file_name, run_id, iso(now)))
+            staged = c.execute(
+                f"INSERT INTO batch_members (batch_id, lead_id, hash) SELECT ?, id, seen_hash FROM leads "  # noqa: S608
+                f"WHERE {PENDING[kind]} ORDER BY id LIMIT ?", (batch_id, limit)).rowcount
+            if staged <= 0:
+                c.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+                return 0
+            c.execute("UPDATE batches SET rows = ? WHERE id = ?", (staged, batch_id))
+            if kind == "upsert":
+                # The body in member (lead id) order; a member without a row leaves the body short,
+                # which rows() reports as damage instead of sending a short file.
+                c.execute("INSERT INTO batch_bodies (batch_id, rows) SELECT ?1, json_group_object(lead_id, payload) "
+                          "FROM (SELECT m.lead_id, l.payload FROM batch_members AS m JOIN leads AS l "
+                          "ON l.id = m.lead_id WHERE m.batch_id = ?1 AND l.payload IS NOT NULL ORDER BY m.lead_id)",
+                          (batch_id,))
+            self._mark_members(c, batch_id)
+        return int(staged)
+
+    @staticmethod
+    def _mark_members(c: sqlite3.Connection, batch_id: str) -> None:
+        c.execute("UPDATE leads SET batch_id = ?1 "
+                  "WHERE id IN (SELECT lead_id FROM batch_members WHERE batch_id = ?1)", (batch_id,))
+
     def stage(self, batch_id: str, kind: str, file_name: str, members: Sequence[Member], run_id: int | None,
               now: datetime, replay_of: str | None = None) -> None:
+        """Stage exactly these members (a replay): rows as given, not as the leads hold them now."""
         with self.transaction() as c:
             c.execute("INSERT INTO batches (id, kind, state, file_name, rows, run_id, replay_of, created_at) "
                       "VALUES (?, ?, 'staged', ?, ?, ?, ?, ?)",
@@ -302,8 +329,7 @@ class Store:
             body = {m.lead_id: m.payload for m in members if m.payload is not None}
             if body:
                 c.execute("INSERT INTO batch_bodies (batch_id, rows) VALUES (?, ?)", (batch_id, json.dumps(body)))
-            c.execute("UPDATE leads SET batch_id = ?1 "
-                      "WHERE id IN (SELECT lead_id FROM batch_members WHERE batch_id = ?1)", (batch_id,))
+            self._mark_members(c, batch_id)
 
     def batches(self, *states: str) -> list[Batch]:
         marks = ",".join("?" * len(states))

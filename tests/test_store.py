@@ -12,7 +12,7 @@ import sqlite_utils
 from syncd.errors import LockHeld, StateError
 from syncd.lock import StateLock
 from syncd.schema import migrations
-from syncd.store import LeadUpdate, Member, Store
+from syncd.store import PENDING, LeadUpdate, Member, Store
 
 T = datetime(2024, 5, 15, 10, 30, tzinfo=timezone.utc)
 
@@ -24,6 +24,10 @@ def store(tmp_path: Path) -> Store:
 
 def h(text: str) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def pending(store: Store, kind: str = "upsert") -> list[str]:
+    return [r["id"] for r in store.query(f"SELECT id FROM leads WHERE {PENDING[kind]} ORDER BY id")]
 
 
 def test_pragmas_and_permissions(store: Store) -> None:
@@ -162,7 +166,7 @@ def test_ack_takes_exactly_the_sent_hash_and_a_change_meanwhile_stays_dirty(stor
     assert rows["L1"]["acked_hash"] == h("v1")
     assert rows["L1"]["seen_hash"] == h("v2")
     assert rows["L2"]["acked_hash"] == rows["L2"]["seen_hash"] == h("a")
-    assert [m.lead_id for m in store.pending("upsert", 10)] == ["L1"]
+    assert pending(store) == ["L1"]
     assert store.members("b1")[0].payload is None  # rows are dropped once the batch is closed
 
 
@@ -175,7 +179,7 @@ def test_failed_batches_park_after_max_attempts(store: Store) -> None:
         store.mark_submitted(batch, str(attempt), T, run)
         parked = store.fail_batch(batch, "cancelled", 3, T)
         assert parked == (1 if attempt == 3 else 0)
-    assert store.pending("upsert", 10) == []
+    assert pending(store) == []
     assert store.counts()["leads"]["parked"] == 1
 
 
@@ -204,3 +208,34 @@ def test_an_open_batch_gives_back_its_exact_rows_in_staged_order(store: Store) -
     store.conn.execute("DELETE FROM batch_bodies")  # damage: the rows are gone but the batch is open
     with pytest.raises(StateError, match="should hold 3 rows but its body has 0"):
         store.rows("b1")
+
+
+def test_staging_takes_pending_leads_in_id_order_with_their_exact_rows(store: Store) -> None:
+    run = store.start_run(1, T)
+    store.apply_page([LeadUpdate(f"L{i}", None, h(f"v{i}"), f"row{i}") for i in (3, 1, 4, 2)], run,
+                     None, None, None, None)
+    assert store.stage_pending("b1", "upsert", "f.csv", 3, run, T) == 3
+    assert store.members("b1") == [Member(f"L{i}", h(f"v{i}"), f"row{i}") for i in (1, 2, 3)]
+    assert store.rows("b1") == ["row1", "row2", "row3"]
+    assert pending(store) == ["L4"]  # staged leads are marked
+    # A change after staging is the next batch's business: staged rows never change.
+    store.apply_page([LeadUpdate("L1", None, h("v1b"), "row1b")], run, None, None, None, None)
+    assert store.rows("b1") == ["row1", "row2", "row3"]
+    assert store.stage_pending("b2", "upsert", "f.csv", 10, run, T) == 1
+    assert store.rows("b2") == ["row4"]
+    assert store.stage_pending("b3", "upsert", "f.csv", 10, run, T) == 0
+    assert store.find_batch("b3") is None  # nothing pending: no empty batch
+    assert store.counts()["batches"]["staged"] == 2
+
+
+def test_staging_a_removal_carries_no_rows(store: Store) -> None:
+    run = store.start_run(1, T)
+    store.apply_page([LeadUpdate("L1", None, h("v1"), "row1")], run, None, None, None, None)
+    assert store.stage_pending("b1", "upsert", "f.csv", 10, run, T) == 1
+    store.mark_submitted("b1", "7", T, run)
+    store.ack_batch("b1", T)
+    store.apply_page([LeadUpdate("L1", None, reason="converted")], run, None, None, None, None)
+    assert pending(store, "remove") == ["L1"]
+    assert store.stage_pending("r1", "remove", "r.csv", 10, run, T) == 1
+    assert store.members("r1") == [Member("L1", None, None)]
+    assert pending(store, "remove") == []
