@@ -53,7 +53,6 @@ def region_validator(region: str) -> Callable[[str], bool]:
     if metadata is None or general is None:
         return lambda nsn: False
     table: dict[int, re.Pattern[str]] = {}
-    general_re = re.compile(general)
     for length in range(1, _MAX_NSN_DIGITS + 1):
         if not _allows(metadata.general_desc, length):
             continue
@@ -61,11 +60,13 @@ def region_validator(region: str) -> Callable[[str], bool]:
                  if (desc := getattr(metadata, name, None)) is not None and _allows(desc, length)
                  and (p := _pattern(desc)) is not None]
         if parts:
-            table[length] = re.compile("|".join(f"(?:{p})" for p in parts))
+            # Both must match the whole number: the general description as a lookahead to the end,
+            # then any one type (one regex call instead of two).
+            table[length] = re.compile(f"(?=(?:{general})\\Z)(?:" + "|".join(f"(?:{p})" for p in parts) + ")")
 
     def valid(nsn: str) -> bool:
-        types = table.get(len(nsn))
-        return types is not None and general_re.fullmatch(nsn) is not None and types.fullmatch(nsn) is not None
+        pattern = table.get(len(nsn))
+        return pattern is not None and pattern.fullmatch(nsn) is not None
 
     return valid
 
@@ -117,7 +118,8 @@ class PhoneRules:
         if self.country_code == 1:
             m = NANP_PLAIN.match(raw)
             if m:
-                nsn = (m[1] or m[2]) + m[3] + m[4]
+                bracketed, area, exchange, line = m.groups()
+                nsn = (bracketed or area) + exchange + line
                 return "+1" + nsn if self._valid_here(nsn) or self._valid_nanp(nsn) else None
         return self._library_e164(raw[:MAX_RAW_CHARS])
 
