@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -37,7 +38,9 @@ class CappedRetry(Retry):
 
 
 class TimeoutSession(requests.Session):
-    """A session whose every request has a timeout unless one is given."""
+    """A session whose every request has a timeout unless one is given, and whose answers are read
+    in one call: requests reads a body 10 KB at a time, ~100 passes through urllib3 for each
+    1 MB Salesforce page (about 1 µs of CPU per lead)."""
 
     def __init__(self, timeout: tuple[float, float]) -> None:
         super().__init__()
@@ -45,7 +48,31 @@ class TimeoutSession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
-        return super().request(method, url, *args, **kwargs)
+        if kwargs.get("stream"):
+            return super().request(method, url, *args, **kwargs)
+        kwargs["stream"] = True
+        resp = super().request(method, url, *args, **kwargs)
+        read_whole(resp)
+        return resp
+
+
+def read_whole(resp: requests.Response) -> None:
+    """Read a streamed answer's whole body now, as ``stream=False`` would, failing the same way."""
+    try:
+        body = resp.raw.read(decode_content=True)
+    except urllib3.exceptions.ReadTimeoutError as e:
+        resp.close()
+        raise requests.exceptions.ConnectionError(e, request=resp.request) from e
+    except urllib3.exceptions.DecodeError as e:
+        resp.close()
+        raise requests.exceptions.ContentDecodingError(e, request=resp.request) from e
+    except (urllib3.exceptions.HTTPError, OSError) as e:  # a body cut short, a reset connection
+        resp.close()
+        raise requests.exceptions.ChunkedEncodingError(e, request=resp.request) from e
+    # What Response.content caches (the connection went back to the pool when the body ended);
+    # reading it once marks the body consumed, as requests does.
+    resp._content = body or b""
+    assert resp.content is not None
 
 
 def make_session(
@@ -101,6 +128,9 @@ def send(session: requests.Session, method: str, url: str, remote: str, **kwargs
         raise RemoteUnavailable("timed out", remote=remote, method=method, path=path_of(url)) from e
     except requests.exceptions.ConnectionError as e:
         raise RemoteUnavailable("connection failed", remote=remote, method=method, path=path_of(url)) from e
+    except requests.exceptions.ChunkedEncodingError as e:
+        raise RemoteUnavailable("the answer broke off before its end", remote=remote, method=method,
+                                path=path_of(url)) from e
     except requests.exceptions.RequestException as e:
         raise RemoteUnavailable(type(e).__name__, remote=remote, method=method, path=path_of(url)) from e
 

@@ -15,7 +15,7 @@ import pytest
 from tests import oracle
 from tests.conftest import Env
 
-KINDS = ["429", "429-bare", "500", "502", "503", "504", "drop", "slow", "badjson", "session", "locator",
+KINDS = ["429", "429-bare", "500", "502", "503", "504", "drop", "slow", "badjson", "cut", "session", "locator",
          "unauthorized"]
 HTTP = """
 [http]

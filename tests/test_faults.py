@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from syncd.engine import RunResult
+from syncd.http import make_session
 from syncd.report import status
 from tests import oracle
 from tests.conftest import Env
@@ -65,6 +66,21 @@ def test_transient_faults_are_retried_within_the_run(faulty: Env, kind: str, rou
     results = sync_until_ok(faulty, runs=1)
     assert results[-1].ok, results[-1].error
     assert fired(faulty) == {f"{route}:{kind}": 2}
+    assert faulty.list_phones() == oracle.expected(faulty.sim.leads())
+
+
+@pytest.mark.parametrize("route", ["sf.queryAll", "sf.next", "cxone.upload", "cxone.job"])
+def test_an_answer_cut_short_loses_nothing(faulty: Env, route: str) -> None:
+    fault(faulty, route, "cut")
+    results = sync_until_ok(faulty)
+    assert fired(faulty) == {f"{route}:cut": 1}
+    failed = [r for r in results if not r.ok]
+    # A poll is tried again later in the run; a page or an upload ends it, and the next run resumes.
+    assert len(failed) == (0 if route == "cxone.job" else 1)
+    for r in failed:
+        assert r.error is not None
+        assert "the answer broke off before its end" in r.error
+    assert results[-1].ok
     assert faulty.list_phones() == oracle.expected(faulty.sim.leads())
 
 
@@ -293,3 +309,16 @@ def test_dead_locators_inside_a_bulk_loaded_second_still_progress(faulty: Env) -
     # Each re-query resumes after the last (SystemModstamp, Id) committed: no row is read twice.
     assert result.read == 60
     assert faulty.list_phones() == oracle.expected(faulty.sim.leads())
+
+
+def test_answers_are_read_whole_over_one_kept_connection(env: Env) -> None:
+    env.sim.seed_leads(50, seed=72)
+    session = make_session(retries=0)
+    url = f"{env.sim.url}/_sim/stats"
+    answers = [session.get(url) for _ in range(5)]
+    assert all(a.status_code == 200 and isinstance(a.json(), dict) for a in answers)
+    pools = session.get_adapter(url).poolmanager.pools  # type: ignore[attr-defined]
+    # urllib3's pool container has keys() but cannot be iterated.
+    assert [pools[key].num_connections for key in pools.keys()] == [1]  # noqa: SIM118
+    streamed = session.get(url, stream=True)  # a caller that asks to stream still reads the raw body itself
+    assert isinstance(json.loads(streamed.raw.read()), dict)

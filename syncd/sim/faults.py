@@ -10,6 +10,7 @@ probability). Kinds:
 ``drop``           the connection is closed without an answer
 ``slow``           the answer comes only after ``slow_seconds`` (longer than the client timeout)
 ``badjson``        200 with a body that is not JSON
+``cut``            200 whose body stops halfway (Content-Length promises more) and the connection closes
 ``session``        Salesforce 401 INVALID_SESSION_ID (the session is revoked, as an admin would)
 ``locator``        Salesforce 400 INVALID_QUERY_LOCATOR
 ``limit``          Salesforce 403 REQUEST_LIMIT_EXCEEDED
@@ -32,8 +33,8 @@ from typing import Any
 
 from syncd.sim.http import Response
 
-KINDS = ("429", "429-bare", "500", "502", "503", "504", "drop", "slow", "badjson", "session", "locator", "limit",
-         "unauthorized", "reject", "partial")
+KINDS = ("429", "429-bare", "500", "502", "503", "504", "drop", "slow", "badjson", "cut", "session", "locator",
+         "limit", "unauthorized", "reject", "partial")
 
 
 @dataclass
@@ -108,6 +109,10 @@ class Faults:
         if kind == "badjson":
             return Response(200, raw=b"<html><body>Service Temporarily Unavailable</body></html>",
                             headers={"Content-Type": "text/html"}), None
+        if kind == "cut":
+            start = b'{"totalSize": 2, "done": true, "records": [{"attributes": {"type": "Lead"}, "Id": "00Q'
+            return Response(200, raw=start, headers={"Content-Type": "application/json"},
+                            declared_length=4 * len(start)), None
         if kind == "session":
             revoke_sf()
             return sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid"), None

@@ -38,6 +38,7 @@ class Response:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None  # sent as is (for deliberately broken answers)
+    declared_length: int | None = None  # a Content-Length other than the body's (an answer cut short)
 
 
 Handler = Callable[[Request], Response]
@@ -96,9 +97,11 @@ class Server:
                     self.send_header("Content-Type", "application/json;charset=UTF-8")
                 for k, v in resp.headers.items():
                     self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Length", str(resp.declared_length or len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                if resp.declared_length is not None:
+                    self.close_connection = True  # the rest never comes
 
             do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _handle
 
