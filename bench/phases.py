@@ -38,7 +38,7 @@ def timed(owner: type, name: str) -> None:
 
 for method in ("_read_window", "_apply", "_stage", "_pump", "_upload", "_poll"):
     timed(engine.Engine, method)
-for method in ("apply_page", "count_pending", "pending", "stage", "rows", "ack_batch"):
+for method in ("apply_page", "count_pending", "stage_pending", "rows", "ack_batch"):
     timed(store.Store, method)
 for method in ("query_all", "next_page"):
     timed(salesforce.SalesforceClient, method)
