@@ -101,6 +101,14 @@ def test_batches_are_split_and_several_jobs_fly_at_once(env: Env) -> None:
     uploads = env.sim.cx.uploads
     assert len(uploads) >= 5
     assert all(u["rows"] <= 100 for u in uploads)
+    lists = env.config().cxone.call_lists
+    assert lists is not None
+    # The upload's JSON carries every option beside the file.
+    assert uploads[0]["options"] == {
+        "fileName": uploads[0]["fileName"], "skillId": lists.skill_id, "forceOverwrite": True,
+        "expirationDate": uploads[0]["options"]["expirationDate"], "startSkill": lists.start_skill,
+        "sendEmail": False, "defaultTimeZone": lists.default_time_zone}
+    assert len(uploads[0]["options"]["expirationDate"]) == len("2026-01-01")
     submitted = [datetime.fromisoformat(u["at"].replace("Z", "+00:00")) for u in uploads]
     # With max_in_flight = 4 and a 0.4 s job, later uploads go out before the first job completes.
     assert submitted[3] - submitted[0] < timedelta(seconds=0.4)

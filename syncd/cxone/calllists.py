@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,8 +95,7 @@ class CallListsSink:
         expiration = ""
         if self.cfg.expiration_days:
             expiration = (self.now() + timedelta(days=self.cfg.expiration_days)).strftime("%Y-%m-%d")
-        body = {
-            "listFile": base64.b64encode(text.encode("utf-8")).decode("ascii"),
+        fields = {
             "fileName": file_name,
             "skillId": self.cfg.skill_id,
             "forceOverwrite": True,
@@ -104,7 +104,12 @@ class CallListsSink:
             "sendEmail": False,
             "defaultTimeZone": self.cfg.default_time_zone,
         }
-        resp = self._call("POST", f"lists/call-lists/{self.cfg.list_id}/upload", json=body)
+        # The file goes as base64, which a JSON string holds as it is: spliced in, not scanned
+        # character by character by the encoder (about 700 KB a batch of 5,000).
+        list_file = base64.b64encode(text.encode("utf-8"))
+        body = json.dumps(fields).encode("ascii")[:-1] + b', "listFile": "' + list_file + b'"}'
+        resp = self._call("POST", f"lists/call-lists/{self.cfg.list_id}/upload", data=body,
+                          headers={"Content-Type": "application/json"})
         job = json_object(resp, REMOTE, "jobId")["jobId"]
         if not isinstance(job, int | str) or isinstance(job, bool) or str(job) == "":
             raise ProtocolError("jobId is not an id", remote=REMOTE, method="POST", path="upload")

@@ -202,7 +202,8 @@ class CXoneSim:
             self.jobs[job.job_id] = job
             self.uploads.append({"jobId": job.job_id, "fileName": job.file_name, "rows": len(rows) + invalid,
                                  "invalid": invalid, "externalIds": [r["ExternalId"] for r in rows],
-                                 "digests": digests, "bytes": len(req.body), "at": iso(job.submitted)})
+                                 "digests": digests, "bytes": len(req.body), "at": iso(job.submitted),
+                                 "options": {k: v for k, v in body.items() if k != "listFile"}})
             return Response(202, {"jobId": int(job.job_id)})
 
     def job(self, req: Request) -> Response:
