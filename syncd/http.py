@@ -69,10 +69,9 @@ def read_whole(resp: requests.Response) -> None:
     except (urllib3.exceptions.HTTPError, OSError) as e:  # a body cut short, a reset connection
         resp.close()
         raise requests.exceptions.ChunkedEncodingError(e, request=resp.request) from e
-    # What Response.content caches (the connection went back to the pool when the body ended);
-    # reading it once marks the body consumed, as requests does.
+    # What Response.content caches (the connection went back to the pool when the body ended).
     resp._content = body or b""
-    assert resp.content is not None
+    resp.content  # noqa: B018 - reading it once marks the body consumed, as requests does
 
 
 def make_session(

@@ -317,6 +317,8 @@ def test_answers_are_read_whole_over_one_kept_connection(env: Env) -> None:
     url = f"{env.sim.url}/_sim/stats"
     answers = [session.get(url) for _ in range(5)]
     assert all(a.status_code == 200 and isinstance(a.json(), dict) for a in answers)
+    fresh = session.get(url)
+    assert b"".join(fresh.iter_content(64)) == fresh.content != b""  # consumed as requests would leave it
     pools = session.get_adapter(url).poolmanager.pools  # type: ignore[attr-defined]
     # urllib3's pool container has keys() but cannot be iterated.
     assert [pools[key].num_connections for key in pools.keys()] == [1]  # noqa: SIM118
