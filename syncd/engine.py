@@ -118,8 +118,10 @@ class Engine:
         self._seq = 0
         # Per kind, at most this many leads wait to be staged (absent: unknown). Counting the pending
         # index on every page cost more than the rest of staging; a page adds at most its leads of
-        # that kind.
+        # that kind. A batch that closes (ack, failure, removal) can make leads pending again, so
+        # the bounds hold only while the store's count of closed batches stays where it was.
         self._pending_at_most: dict[str, int] = {}
+        self._bounds_at_closed = store.batches_closed
         self._last_beat = 0.0
         self._next_poll = 0.0
         self._poll_wait = self._first_poll_wait()
@@ -294,6 +296,9 @@ class Engine:
     def _stage(self, final: bool) -> None:
         size = self.cfg.cxone.batch_size
         kinds = ("upsert", "remove") if self.sink.can_remove else ("upsert",)
+        if self.store.batches_closed != self._bounds_at_closed:
+            self._pending_at_most.clear()
+            self._bounds_at_closed = self.store.batches_closed
         for kind in kinds:
             while True:
                 if not final and self._pending_at_most.get(kind, size) < size:
@@ -344,7 +349,6 @@ class Engine:
         except RemoteRejected as e:
             # A batch CXone refuses must not block everything behind it: park its leads with the reason.
             parked = self.store.fail_batch(batch.id, f"upload rejected: {e}", 1, self.now())
-            self._pending_at_most.clear()
             log.error("batch %s rejected by CXone (%s); %d leads parked", batch.id, e, parked)
             return
         failpoint("upload_accepted")
@@ -382,8 +386,6 @@ class Engine:
                 self._fail(batch, f"job {batch.job_id} did not complete within "
                                   f"{self.cfg.cxone.job_timeout_seconds:g}s")
                 closed += 1
-        if closed:
-            self._pending_at_most.clear()  # an ack or a failure can make its leads pending again
         base = self.cfg.cxone.poll_interval_seconds
         self._poll_wait = self._first_poll_wait() if closed else min(self._poll_wait * 2, base * MAX_POLL_GROWTH)
         self._next_poll = time.monotonic() + self._poll_wait
@@ -402,7 +404,6 @@ class Engine:
         failpoint("before_remove")
         removed, failed = self.sink.remove([m.lead_id for m in members])
         self.store.finish_removal(batch.id, removed, failed, self.run_id, self.cfg.cxone.max_attempts, self.now())
-        self._pending_at_most.clear()
         self.progress.removed += len(removed)
         if failed:
             log.warning("batch %s: %d leads not removed; they stay pending removal", batch.id, len(failed))

@@ -105,6 +105,7 @@ class Store:
                  busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
+        self.batches_closed = 0  # by this connection: leads may have become pending again since a reader counted
         self.readonly = readonly
         exists = path.exists() and path.stat().st_size > 0
         if exists:
@@ -407,6 +408,7 @@ class Store:
             self._close(c, batch_id, "completed", error, now)
 
     def _close(self, c: sqlite3.Connection, batch_id: str, state: str, error: str | None, now: datetime) -> None:
+        self.batches_closed += 1  # may overcount on a rollback: a reader only re-counts what it cached
         c.execute("UPDATE batches SET state = ?, error = ?, finished_at = ? WHERE id = ?",
                   (state, error, iso(now), batch_id))
         # The rows were needed only while the batch could be sent again.

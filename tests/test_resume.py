@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta, timezone
 
 from syncd.cxone import make_sink
@@ -9,7 +10,7 @@ from syncd.engine import Engine, utcnow
 from syncd.http import make_session
 from syncd.salesforce import SalesforceClient
 from syncd.soql import select_fields, window_query
-from syncd.store import Store
+from syncd.store import LeadUpdate, Store
 from tests import oracle
 from tests.conftest import Env
 
@@ -132,3 +133,31 @@ def test_a_resumed_window_is_followed_by_a_fresh_one(env: Env) -> None:
     watermark = store.sync_state().watermark
     assert watermark is not None
     assert watermark > old_end
+
+
+def test_leads_a_closing_batch_makes_pending_again_are_staged_before_the_run_ends(env: Env) -> None:
+    config = env.config(batch_size=3)
+    secrets = env.secrets(config)
+    session = make_session()
+    store = Store(env.tmp / "state" / "syncd.db")
+    eng = Engine(config, store, SalesforceClient(config.salesforce, secrets, session),
+                 make_sink(config, secrets, session, utcnow))
+    eng.run_id = run = store.start_run(1, utcnow())
+    ids = ["00Q000000000001EAY", "00Q000000000002EAY", "00Q000000000003EAY"]
+
+    def apply(version: str) -> None:
+        updates = [LeadUpdate(i, None, hashlib.blake2b(f"{i}{version}".encode()).digest()[:16], f"{i},{version}")
+                   for i in ids]
+        store.apply_page(updates, run, None, None, None, None)
+
+    apply("v1")
+    eng._stage(final=False)
+    [batch] = store.batches("staged")
+    store.mark_submitted(batch.id, "7", utcnow(), run)
+    apply("v2")  # all three change while their batch is in flight: nothing to stage yet
+    eng._stage(final=False)
+    assert store.batches("staged") == []
+    store.ack_batch(batch.id, utcnow())  # v1 acked: the v2 content is pending, a full batch of it
+    eng._stage(final=False)
+    [again] = store.batches("staged")
+    assert store.rows(again.id) == [f"{i},v2" for i in ids]
