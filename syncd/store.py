@@ -294,8 +294,7 @@ class Store:
         Members, body and marks are copied inside SQLite: the leads' rows never travel through Python.
         """
         with self.transaction() as c:
-            c.execute("INSERT INTO batches (id, kind, state, file_name, rows, run_id, created_at) "
-                      "VALUES (?, ?, 'staged', ?, 0, ?, ?)", (batch_id, kind, file_name, run_id, iso(now)))
+            self._new_batch(c, batch_id, kind, file_name, 0, run_id, None, now)  # rows set once chosen
             staged = c.execute(
                 f"INSERT INTO batch_members (batch_id, lead_id, hash) SELECT ?, id, seen_hash FROM leads "  # noqa: S608
                 f"WHERE {PENDING[kind]} ORDER BY id LIMIT ?", (batch_id, limit)).rowcount
@@ -314,6 +313,13 @@ class Store:
         return int(staged)
 
     @staticmethod
+    def _new_batch(c: sqlite3.Connection, batch_id: str, kind: str, file_name: str, rows: int, run_id: int | None,
+                   replay_of: str | None, now: datetime) -> None:
+        c.execute("INSERT INTO batches (id, kind, state, file_name, rows, run_id, replay_of, created_at) "
+                  "VALUES (?, ?, 'staged', ?, ?, ?, ?, ?)",
+                  (batch_id, kind, file_name, rows, run_id, replay_of, iso(now)))
+
+    @staticmethod
     def _mark_members(c: sqlite3.Connection, batch_id: str) -> None:
         c.execute("UPDATE leads SET batch_id = ?1 "
                   "WHERE id IN (SELECT lead_id FROM batch_members WHERE batch_id = ?1)", (batch_id,))
@@ -322,9 +328,7 @@ class Store:
               now: datetime, replay_of: str | None = None) -> None:
         """Stage exactly these members (a replay): rows as given, not as the leads hold them now."""
         with self.transaction() as c:
-            c.execute("INSERT INTO batches (id, kind, state, file_name, rows, run_id, replay_of, created_at) "
-                      "VALUES (?, ?, 'staged', ?, ?, ?, ?, ?)",
-                      (batch_id, kind, file_name, len(members), run_id, replay_of, iso(now)))
+            self._new_batch(c, batch_id, kind, file_name, len(members), run_id, replay_of, now)
             c.executemany("INSERT INTO batch_members (batch_id, lead_id, hash) VALUES (?, ?, ?)",
                           [(batch_id, m.lead_id, m.hash) for m in members])
             body = {m.lead_id: m.payload for m in members if m.payload is not None}

@@ -220,7 +220,6 @@ def csv_line(values: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-
 def batch_contact(contact: Contact) -> dict[str, Any]:
     """The contacts-batch API's contact object."""
     c = contact
