@@ -153,3 +153,15 @@ def m005_batch_bodies(db: sqlite_utils.Database) -> None:
                           (batch_id,)).fetchall()
         db.execute("INSERT INTO batch_bodies (batch_id, rows) VALUES (?, ?)", (batch_id, json.dumps(dict(rows))))
     db.execute("DROP TABLE batch_rows")
+
+
+@migrations()
+def m006_pending_covering(db: sqlite_utils.Database) -> None:
+    # The pending index holds every column its condition reads: counting and staging pending leads
+    # then never visits the table (SQLite re-checks a partial index's terms against the row unless the
+    # index covers them), about 10x cheaper to count. Entries exist only while a lead is pending.
+    db.executescript("""
+    DROP INDEX leads_pending;
+    CREATE INDEX leads_pending ON leads (id, seen_hash, acked_hash, batch_id, parked)
+        WHERE seen_hash IS NOT acked_hash AND batch_id IS NULL AND parked IS NULL;
+    """)

@@ -24,7 +24,8 @@ from syncd.schema import APPLICATION_ID, migrations
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
 
-# Leads waiting to be staged (fixed SQL; the prefix matches the partial index leads_pending).
+# Leads waiting to be staged (fixed SQL; the prefix matches the partial index leads_pending, which
+# covers every column named here: m006).
 _PENDING = "seen_hash IS NOT acked_hash AND batch_id IS NULL AND parked IS NULL"
 PENDING = {"upsert": _PENDING + " AND seen_hash IS NOT NULL", "remove": _PENDING + " AND seen_hash IS NULL"}
 
