@@ -53,6 +53,42 @@ def test_any_text_in_any_region_gives_what_phonenumbers_gives(raw: str, region: 
     assert PhoneRules(region).e164(raw) == reference_e164(raw, region)
 
 
+# Regions whose national or international prefixes make parse do more than take a code off:
+# AR and MX rewrite national numbers, RU dials 8, HU 06, IT keeps leading zeros, KZ shares +7.
+PREFIX_REGIONS = [*REGIONS, "AR", "RU", "HU", "KZ", "AT", "CN", "KR", "SG", "ZA", "NZ"]
+digit_groups = st.from_regex(r" {0,2}\+?[0-9]{1,4}(?:[ .-][0-9]{1,5}){0,5} {0,2}", fullmatch=True)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(digit_groups, st.sampled_from(PREFIX_REGIONS))
+def test_plain_digit_groups_give_what_phonenumbers_gives(raw: str, region: str) -> None:
+    assert PhoneRules(region).e164(raw) == reference_e164(raw, region)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PREFIX_REGIONS), st.sampled_from(["FIXED_LINE", "MOBILE", "TOLL_FREE"]),
+       st.sampled_from(["", " ", "-", "."]), st.booleans())
+def test_example_numbers_written_plainly_give_what_phonenumbers_gives(region: str, kind: str, sep: str,
+                                                                     international: bool) -> None:
+    number = phonenumbers.example_number_for_type(region, getattr(phonenumbers.PhoneNumberType, kind))
+    if number is None:
+        return
+    nsn = phonenumbers.national_significant_number(number)
+    text = f"+{number.country_code}{sep}{nsn[:3]}{sep}{nsn[3:]}" if international else f"{nsn[:3]}{sep}{nsn[3:]}"
+    assert PhoneRules(region).e164(text) == reference_e164(text, region)
+    if international:
+        assert PhoneRules(region).e164(text) == phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@pytest.mark.parametrize("raw", ["(415) 555-\u0662\u0666\u0667\u0661", "\u0664\u0661\u0665 555 2671",
+                                 "+\u0664\u0664 20 7946 0958", "\uff14\uff11\uff15-555-2671"])
+def test_digits_of_other_scripts_come_out_as_ascii_digits(raw: str) -> None:
+    e164 = PhoneRules("US").e164(raw)
+    assert e164 == reference_e164(raw, "US")
+    assert e164 is not None
+    assert e164.isascii()
+
+
 @settings(max_examples=800, deadline=None)
 @given(st.one_of(st.from_regex(r"[1-9][0-9]{0,16}", fullmatch=True), st.from_regex(r"[2-9][0-9]{9}", fullmatch=True),
                  st.from_regex(r"[1-9][0-9]{8,10}", fullmatch=True)), st.sampled_from(REGIONS))
