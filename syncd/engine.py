@@ -19,6 +19,7 @@ from typing import Any
 from syncd.config import Config
 from syncd.cxone import ContactSink
 from syncd.errors import (
+    AnswerCut,
     ApiLimitReached,
     LocatorExpired,
     ProtocolError,
@@ -44,7 +45,8 @@ MAX_POLL_GROWTH = 6.0
 # Polling is harmless to repeat, so a garbled or failed poll answer is tried again later in the run;
 # only this many in a row (each already retried by the HTTP layer) end the run.
 MAX_POLL_FAILURES = 5
-# Likewise a garbled page: the window is re-queried from the saved position, this many times in a row at most.
+# Likewise a garbled page, or one cut short: the window is re-queried from the saved position, this many
+# times in a row at most.
 MAX_PAGE_FAILURES = 3
 
 
@@ -239,7 +241,7 @@ class Engine:
             except LocatorExpired:
                 log.info("query locator expired mid-window; re-reading from the saved position")
                 page = self._requery(start, end)
-            except ProtocolError as e:
+            except (ProtocolError, AnswerCut) as e:
                 garbled += 1
                 if garbled >= MAX_PAGE_FAILURES:
                     raise

@@ -86,6 +86,14 @@ class RemoteUnavailable(RemoteError, TransientError):
     """The remote did not answer usefully (5xx, 429, timeout, dropped connection)."""
 
 
+class AnswerCut(RemoteUnavailable):
+    """The answer broke off before its end (fewer bytes than promised, then a closed connection).
+
+    Unlike a remote that keeps failing, the very next request may well succeed: a cut page is
+    read again from the saved position in the same run, as a garbled one is.
+    """
+
+
 class SessionExpired(RemoteError, TransientError):
     """401: the session or token is no longer valid."""
 

@@ -18,6 +18,7 @@ from urllib3.util.retry import Retry
 from syncd import __version__
 from syncd.config import HttpConfig
 from syncd.errors import (
+    AnswerCut,
     ProtocolError,
     RemoteRejected,
     RemoteUnavailable,
@@ -128,8 +129,8 @@ def send(session: requests.Session, method: str, url: str, remote: str, **kwargs
     except requests.exceptions.ConnectionError as e:
         raise RemoteUnavailable("connection failed", remote=remote, method=method, path=path_of(url)) from e
     except requests.exceptions.ChunkedEncodingError as e:
-        raise RemoteUnavailable("the answer broke off before its end", remote=remote, method=method,
-                                path=path_of(url)) from e
+        raise AnswerCut("the answer broke off before its end", remote=remote, method=method,
+                        path=path_of(url)) from e
     except requests.exceptions.RequestException as e:
         raise RemoteUnavailable(type(e).__name__, remote=remote, method=method, path=path_of(url)) from e
 

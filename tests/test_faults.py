@@ -75,8 +75,9 @@ def test_an_answer_cut_short_loses_nothing(faulty: Env, route: str) -> None:
     results = sync_until_ok(faulty)
     assert fired(faulty) == {f"{route}:cut": 1}
     failed = [r for r in results if not r.ok]
-    # A poll is tried again later in the run; a page or an upload ends it, and the next run resumes.
-    assert len(failed) == (0 if route == "cxone.job" else 1)
+    # A poll is tried again later in the run and a next page is read again from the position; the
+    # first page or an upload ends the run, and the next run resumes.
+    assert len(failed) == (0 if route in ("cxone.job", "sf.next") else 1)
     for r in failed:
         assert r.error is not None
         assert "the answer broke off before its end" in r.error
@@ -101,6 +102,15 @@ def test_a_garbled_page_is_read_again_from_the_position_in_the_same_run(faulty: 
     assert result.ok, result.error
     assert faulty.sim.sf.queries == 3  # the window query, then one re-query per garbled page
     assert result.read == 600  # resumed after the last committed row each time: nothing read twice
+    assert faulty.list_phones() == oracle.expected(faulty.sim.leads())
+
+
+def test_a_page_cut_short_is_read_again_from_the_position_in_the_same_run(faulty: Env) -> None:
+    fault(faulty, "sf.next", "cut", count=2)
+    result = faulty.sync(batch_size=100)
+    assert result.ok, result.error
+    assert faulty.sim.sf.queries == 3  # the window query, then one re-query per cut page
+    assert result.read == 600
     assert faulty.list_phones() == oracle.expected(faulty.sim.leads())
 
 
