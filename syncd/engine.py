@@ -48,6 +48,8 @@ MAX_POLL_FAILURES = 5
 # Likewise a garbled page, or one cut short: the window is re-queried from the saved position, this many
 # times in a row at most.
 MAX_PAGE_FAILURES = 3
+# Stage-and-deliver passes at the end of a run: a second one only for leads an ack left dirty.
+MAX_DELIVERY_PASSES = 3
 
 
 def utcnow() -> datetime:
@@ -146,9 +148,15 @@ class Engine:
                 # Stop reading at once, but deliver what was already read: CXone is not the one limited.
                 log.warning("stopped reading Salesforce: %s", e)
                 stopped = e
-            self._stage(final=True)
             self._phase("delivering")
-            self._pump(wait=True)
+            for _ in range(MAX_DELIVERY_PASSES):
+                self._stage(final=True)
+                self._pump(wait=True)
+                # A job acked in that wait leaves dirty the leads this run read as changed while they
+                # were in flight (a killed run's batch): they go now, not a run later. Leads of a
+                # failed batch alone start no pass; they go again next run.
+                if not self.store.changed_in_flight(self._kinds()):
+                    break
             self._report_unremovable()
             if stopped is not None:
                 raise stopped
@@ -297,7 +305,7 @@ class Engine:
     # -- outbox -----------------------------------------------------------------------------------
     def _stage(self, final: bool) -> None:
         size = self.cfg.cxone.batch_size
-        kinds = ("upsert", "remove") if self.sink.can_remove else ("upsert",)
+        kinds = self._kinds()
         if self.store.batches_closed != self._bounds_at_closed:
             self._pending_at_most.clear()
             self._bounds_at_closed = self.store.batches_closed
@@ -312,6 +320,9 @@ class Engine:
                     break
                 self._pending_at_most.pop(kind, None)
                 self._stage_batch(kind, size)
+
+    def _kinds(self) -> tuple[str, ...]:
+        return ("upsert", "remove") if self.sink.can_remove else ("upsert",)
 
     def _stage_batch(self, kind: str, size: int) -> None:
         self._seq += 1

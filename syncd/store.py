@@ -288,6 +288,12 @@ class Store:
         sql = f"SELECT count(*) FROM (SELECT 1 FROM leads WHERE {PENDING[kind]} LIMIT ?)"  # noqa: S608
         return int(self.scalar(sql, (up_to,)))
 
+    def changed_in_flight(self, kinds: Sequence[str]) -> bool:
+        """Whether a lead waits for a batch of these kinds that no failure put back: its batch was
+        acked, but it had changed meanwhile."""
+        waiting = " OR ".join(f"({PENDING[kind]})" for kind in kinds)
+        return bool(self.scalar(f"SELECT EXISTS (SELECT 1 FROM leads WHERE ({waiting}) AND attempts = 0)"))  # noqa: S608
+
     def stage_pending(self, batch_id: str, kind: str, file_name: str, limit: int, run_id: int | None,
                       now: datetime) -> int:
         """Stage up to ``limit`` pending leads (in id order) as one batch; returns how many (0: no batch).

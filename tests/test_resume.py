@@ -161,3 +161,28 @@ def test_leads_a_closing_batch_makes_pending_again_are_staged_before_the_run_end
     eng._stage(final=False)
     [again] = store.batches("staged")
     assert store.rows(again.id) == [f"{i},v2" for i in ids]
+
+
+def test_leads_that_changed_while_a_killed_runs_job_ran_go_in_the_run_that_acks_it(env: Env) -> None:
+    env.sim.seed_leads(200, seed=35)
+    env.sim.cx.job_delay = 2.0  # still running when the next run first polls it
+    store = Store(env.tmp / "state" / "syncd.db")
+    eng = engine(env, store)
+    eng.run_id = store.start_run(1, utcnow())
+    eng._read_window()
+    eng._stage(final=True)
+    (batch,) = store.batches("staged")
+    job = eng.sink.upload(batch.file_name, store.rows(batch.id))
+    store.mark_submitted(batch.id, job, utcnow(), eng.run_id)
+    store.close()  # killed while the job runs
+    on_list = sorted(m.lead_id for m in Store(env.tmp / "state" / "syncd.db").members(batch.id))
+    # Some of its leads change meanwhile: one becomes Do Not Call, one gets another phone.
+    stamp = datetime.now(timezone.utc) - timedelta(seconds=2)
+    env.sim.upsert_leads([{"Id": on_list[0], "DoNotCall": True}, {"Id": on_list[1], "Phone": "(212) 555-0188",
+                                                                    "MobilePhone": None}], modstamp=stamp)
+
+    result = env.sync()
+    assert result.ok, result.error
+    # The ack came only in the final wait; the leads it left dirty went in the same run.
+    assert env.list_phones() == oracle.expected(env.sim.leads())
+    assert result.removed == 1
