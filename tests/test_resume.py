@@ -54,18 +54,25 @@ def test_a_staged_batch_without_a_job_id_is_uploaded_as_it_was(env: Env) -> None
     assert env.list_phones() == oracle.expected(env.sim.leads())
 
 
-def test_a_job_id_never_polled_is_polled_not_uploaded_again(env: Env) -> None:
-    env.sim.seed_leads(200, seed=33)
+def killed_after_its_job_id_committed(env: Env, leads: int, seed: int) -> list[str]:
+    """The state a run leaves when killed right after committing the job id of its one batch, never
+    polled; returns that batch's lead ids."""
+    env.sim.seed_leads(leads, seed=seed)
     store = Store(env.tmp / "state" / "syncd.db")
     eng = engine(env, store)
     eng.run_id = store.start_run(1, utcnow())
     eng._read_window()
     eng._stage(final=True)
     (batch,) = store.batches("staged")
-    members = store.members(batch.id)
-    job = eng.sink.upload(batch.file_name, [m.payload or "" for m in members])
+    job = eng.sink.upload(batch.file_name, store.rows(batch.id))
     store.mark_submitted(batch.id, job, utcnow(), eng.run_id)
-    store.close()  # killed here: the job id is committed, never polled
+    lead_ids = [m.lead_id for m in store.members(batch.id)]
+    store.close()  # killed here
+    return lead_ids
+
+
+def test_a_job_id_never_polled_is_polled_not_uploaded_again(env: Env) -> None:
+    killed_after_its_job_id_committed(env, 200, seed=33)
 
     result = env.sync()
     assert result.ok
@@ -164,18 +171,8 @@ def test_leads_a_closing_batch_makes_pending_again_are_staged_before_the_run_end
 
 
 def test_leads_that_changed_while_a_killed_runs_job_ran_go_in_the_run_that_acks_it(env: Env) -> None:
-    env.sim.seed_leads(200, seed=35)
     env.sim.cx.job_delay = 2.0  # still running when the next run first polls it
-    store = Store(env.tmp / "state" / "syncd.db")
-    eng = engine(env, store)
-    eng.run_id = store.start_run(1, utcnow())
-    eng._read_window()
-    eng._stage(final=True)
-    (batch,) = store.batches("staged")
-    job = eng.sink.upload(batch.file_name, store.rows(batch.id))
-    store.mark_submitted(batch.id, job, utcnow(), eng.run_id)
-    store.close()  # killed while the job runs
-    on_list = sorted(m.lead_id for m in Store(env.tmp / "state" / "syncd.db").members(batch.id))
+    on_list = killed_after_its_job_id_committed(env, 200, seed=35)
     # Some of its leads change meanwhile: one becomes Do Not Call, one gets another phone.
     stamp = datetime.now(timezone.utc) - timedelta(seconds=2)
     env.sim.upsert_leads([{"Id": on_list[0], "DoNotCall": True}, {"Id": on_list[1], "Phone": "(212) 555-0188",
