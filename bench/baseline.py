@@ -16,11 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from syncd.config import load_config, load_secrets
+from syncd.clock import utcnow
+from syncd.config import load_config
 from syncd.cxone.calllists import CallListsSink
-from syncd.engine import utcnow
 from syncd.http import session_for
 from syncd.salesforce import SalesforceClient
+from syncd.secrets import load_secrets
 from syncd.soql import literal_string, select_fields
 from syncd.transform import Contact, Rules, transform
 

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from syncd import engine, salesforce, store
+from syncd import engine, extract, load, outbox, salesforce, store
 
 spent: defaultdict[str, float] = defaultdict(float)
 calls: Counter[str] = Counter()
@@ -36,8 +36,12 @@ def timed(owner: type, name: str) -> None:
     setattr(owner, name, wrapper)
 
 
-for method in ("_read_window", "_apply", "_stage", "_pump", "_upload", "_poll"):
+for method in ("read_window", "_apply"):
     timed(engine.Engine, method)
+timed(outbox.Outbox, "stage")
+for method in ("pump", "_upload", "_poll"):
+    timed(load.Loader, method)
+timed(extract.Extractor, "_fetch")
 for method in ("apply_page", "count_pending", "stage_pending", "rows", "ack_batch"):
     timed(store.Store, method)
 for method in ("query_all", "next_page"):

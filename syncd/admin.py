@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from syncd.clock import utcnow
 from syncd.config import Config
-from syncd.engine import utcnow
 from syncd.errors import Refused
 from syncd.store import Store
 

@@ -19,10 +19,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from syncd import logs
-from syncd.config import Config, Secrets, load_config, load_secrets, resolve_path
-from syncd.engine import Progress as RunProgress
+from syncd.config import Config, load_config, resolve_path
+from syncd.context import Progress as RunProgress
 from syncd.engine import RunResult
 from syncd.errors import ConfigError, LockHeld, Refused, StateError, SyncdError
+from syncd.secrets import Secrets, load_secrets
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 

@@ -26,12 +26,15 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd import metrics
-from syncd.config import Config, Secrets
-from syncd.engine import Progress, RunResult, utcnow
+from syncd.clock import utcnow
+from syncd.config import Config
+from syncd.context import Progress
+from syncd.engine import RunResult
 from syncd.errors import SyncdError
 from syncd.lock import StateLock
 from syncd.notify import Notifier
 from syncd.runner import run_engine
+from syncd.secrets import Secrets
 from syncd.store import Store
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from syncd.config import config_from_text, load_secrets
-from syncd.engine import Progress, RunResult
+from syncd.config import config_from_text
+from syncd.context import Progress
+from syncd.engine import RunResult
 from syncd.report import status
 from syncd.runner import sync_once
+from syncd.secrets import load_secrets
 from syncd.sim import SIM_SECRETS, Simulator
 
 log = logging.getLogger(__name__)

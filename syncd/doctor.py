@@ -6,13 +6,14 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from syncd.config import Config, Secrets
+from syncd.clock import utcnow
+from syncd.config import Config
 from syncd.cxone import make_sink
-from syncd.engine import utcnow
 from syncd.errors import SyncdError
 from syncd.http import make_session
 from syncd.lock import StateLock
 from syncd.salesforce import SalesforceClient
+from syncd.secrets import Secrets
 from syncd.soql import select_fields
 from syncd.store import Store
 

@@ -12,6 +12,7 @@ with ``raise ... from``.
     ├── StateError               fatal: unreadable, foreign or newer state file   (exit 1)
     │   └── LockHeld             another syncd holds the state lock               (exit 3)
     ├── Refused                  an admin command cannot do what was asked        (exit 2)
+    ├── StopRequested            the daemon asked the run to stop at a safe point (run "interrupted")
     ├── TransientError           retry at the next run
     │   ├── RemoteUnavailable    5xx, 429, connection drops, timeouts (after retries)
     │   ├── SessionExpired       401: re-authenticate once and repeat the call
@@ -52,6 +53,10 @@ class LockHeld(StateError):
 
 class Refused(SyncdError):
     """An operator asked for something that cannot be done as asked; nothing was changed (exit 2)."""
+
+
+class StopRequested(SyncdError):
+    """The daemon asked the run to stop at the next safe point; the next start resumes."""
 
 
 class TransientError(SyncdError):

@@ -40,10 +40,9 @@ class StateCollector:
         except StateError:
             return
         try:
-            totals = store.query("SELECT coalesce(sum(read), 0) AS read, coalesce(sum(sent), 0) AS sent, "
-                                 "coalesce(sum(removed), 0) AS removed FROM runs")[0]
+            totals = store.totals()
             counts = store.counts()
-            last_ok = store.scalar("SELECT max(finished_at) FROM runs WHERE status = 'ok'")
+            last_ok = store.last_success()
         finally:
             store.close()
         for name, value, text in (("read", totals["read"], "Lead records read from Salesforce"),

@@ -6,12 +6,15 @@ import gc
 from collections.abc import Callable
 from datetime import datetime
 
-from syncd.config import Config, Secrets
+from syncd.clock import utcnow
+from syncd.config import Config
+from syncd.context import Progress
 from syncd.cxone import make_sink
-from syncd.engine import Engine, Progress, RunResult, utcnow
+from syncd.engine import Engine, RunResult
 from syncd.http import session_for
 from syncd.lock import StateLock
 from syncd.salesforce import SalesforceClient
+from syncd.secrets import Secrets
 from syncd.store import Store
 
 

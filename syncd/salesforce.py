@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 import requests
 
-from syncd.config import SalesforceConfig, Secrets, check_url
+from syncd.config import SalesforceConfig, check_url
 from syncd.errors import (
     ApiLimitReached,
     AuthFailed,
@@ -22,6 +22,7 @@ from syncd.errors import (
     SessionExpired,
 )
 from syncd.http import json_body, json_object, path_of, raise_for_status, send
+from syncd.secrets import Secrets
 
 log = logging.getLogger(__name__)
 REMOTE = "salesforce"
@@ -36,11 +37,6 @@ class Page:
     next_url: str | None
     total_size: int
     fetched_at: datetime
-
-
-def parse_sf_datetime(value: str) -> datetime:
-    """``2024-05-15T10:30:00.000+0000`` (or with ``Z``) to an aware UTC datetime."""
-    return datetime.strptime(value.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(timezone.utc)
 
 
 class SalesforceClient:

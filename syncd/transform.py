@@ -10,10 +10,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import operator
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -56,25 +55,6 @@ class Contact(NamedTuple):
     city: str
     state: str
     zip: str
-
-    def canonical(self) -> str:
-        # json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False), written
-        # out: every field is text, so the encoder's only work is quoting each value (a test holds
-        # the two equal).
-        return _CANONICAL_TEMPLATE % tuple(map(_json_string, _sorted_values(self)))
-
-    def content_hash(self) -> bytes:
-        return hashlib.blake2b(self.canonical().encode("utf-8"), digest_size=16).digest()
-
-    @classmethod
-    def from_json(cls, text: str) -> Contact:
-        return cls(**json.loads(text))
-
-
-_SORTED_FIELDS = tuple(sorted(Contact._fields))
-_sorted_values = operator.itemgetter(*(Contact._fields.index(name) for name in _SORTED_FIELDS))
-_CANONICAL_TEMPLATE = "{" + ",".join(f'"{name}":%s' for name in _SORTED_FIELDS) + "}"
-_json_string = json.encoder.encode_basestring  # what JSONEncoder(ensure_ascii=False) quotes text with
 
 
 class Skip(NamedTuple):
@@ -204,42 +184,3 @@ def transform(record: Any, rules: Rules) -> Contact | Skip:
         )
     except _Malformed as e:
         return Skip(lead_id, "malformed", str(e))
-
-
-# -- rendering for the sinks --------------------------------------------------------------------------
-def csv_values(contact: Contact) -> list[str]:
-    """Values in the order of ``config.CSV_COLUMNS``."""
-    c = contact
-    return [c.external_id, c.phone, c.first_name, c.last_name, c.company, c.email, c.status, c.city,
-            c.state, c.zip]
-
-
-def csv_line(values: Sequence[str]) -> str:
-    """One CSV record as ``csv.writer`` writes it for the file's CRLF lines, without the terminator.
-
-    RFC 4180 quoting (QUOTE_MINIMAL): a value holding a comma, a quote or a line break is quoted,
-    its quotes doubled; a record of one empty value is ``""``.
-    """
-    line = ",".join(values)
-    if len(values) > 1 and line.count(",") == len(values) - 1 and '"' not in line and "\n" not in line \
-            and "\r" not in line:
-        return line  # nothing to quote (no value holds a comma, quote or line break): the common case
-    if len(values) == 1 and not values[0]:
-        return '""'
-    return ",".join(['"' + v.replace('"', '""') + '"' if "," in v or '"' in v or "\n" in v or "\r" in v else v
-                     for v in values])
-
-
-def batch_contact(contact: Contact) -> dict[str, Any]:
-    """The contacts-batch API's contact object."""
-    c = contact
-    name = " ".join(p for p in (c.first_name, c.last_name) if p) or c.company or c.external_id
-    attrs = {"sf_status": c.status, "sf_source": "Lead", "company": c.company, "city": c.city,
-             "state": c.state, "zip": c.zip}
-    return {
-        "external_id": c.external_id,
-        "name": name,
-        "phone_numbers": [{"number": c.phone, "type": c.phone_type, "primary": True}],
-        "email_addresses": [{"email": c.email, "primary": True}] if c.email else [],
-        "custom_attributes": attrs,
-    }

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from syncd import failpoints
-from syncd.config import Config, Secrets, config_from_text, load_secrets
+from syncd.config import Config, config_from_text
 from syncd.engine import RunResult
 from syncd.runner import sync_once
+from syncd.secrets import Secrets, load_secrets
 from syncd.sim import SIM_SECRETS, Simulator
 
 

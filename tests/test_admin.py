@@ -82,7 +82,7 @@ def test_replay_job_refusals(env: Env) -> None:
     store = Store(db)
     with store.transaction() as c:
         c.execute("UPDATE batches SET state = 'submitted'")
-    batch = store.query("SELECT id, job_id FROM batches")[0]
+    batch = store.list_batches(None, 1)[0]
     store.close()
     proc = syncd(env, "replay-job", batch["job_id"])
     assert proc.returncode == 2

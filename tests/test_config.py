@@ -11,11 +11,11 @@ from pydantic import BaseModel
 from syncd.config import (
     config_from_text,
     load_config,
-    load_secrets,
     parse_config,
     resolve_path,
 )
 from syncd.errors import ConfigError
+from syncd.secrets import load_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS = {"SYNCD_SALESFORCE_CLIENT_SECRET": "sf-secret", "SYNCD_CXONE_CLIENT_SECRET": "cx-secret",

@@ -88,8 +88,8 @@ def drive(env: Env, served: list[list[Any]]) -> int:
             assert result.read == sum(map(len, served))
 
             valid_ids = {r["Id"] for page in served for r in page if isinstance(r, dict) and r.get("Id") in IDS}
-            tracked = {r["id"] for r in store.query("SELECT id FROM leads")}
-            skipped = {r["lead_id"]: r["reason"] for r in store.query("SELECT lead_id, reason FROM skips")}
+            tracked = set(store.lead_ids())
+            skipped = store.skip_reasons()
             assert valid_ids <= tracked | set(skipped), "a lead was neither a contact nor an audited skip"
             if any(not (isinstance(r, dict) and r.get("Id") in IDS) for page in served for r in page):
                 assert any(reason == "invalid_id" for reason in skipped.values())
@@ -97,11 +97,10 @@ def drive(env: Env, served: list[list[Any]]) -> int:
             for upload in sim.cx.uploads:
                 assert len(upload["externalIds"]) == len(set(upload["externalIds"])), "an id twice in one batch"
             listed = sim.cx.lists[1234].records
-            for member in store.query("SELECT m.lead_id, l.payload FROM batch_members m JOIN leads l "
-                                      "ON l.id = m.lead_id WHERE l.acked_hash = l.seen_hash"):
-                values = next(csv.reader(io.StringIO(member["payload"])))
+            for lead_id, payload in store.confirmed_rows().items():
+                values = next(csv.reader(io.StringIO(payload)))
                 assert len(values) == len(CSV_COLUMNS)
-                assert listed[member["lead_id"]] == dict(zip(CSV_COLUMNS, values, strict=True))
+                assert listed[lead_id] == dict(zip(CSV_COLUMNS, values, strict=True))
         finally:
             session.close()
             store.close()

@@ -11,6 +11,7 @@ from syncd.http import make_session
 from syncd.salesforce import SalesforceClient
 from syncd.soql import select_fields, window_query
 from syncd.store import LeadUpdate, Store
+from syncd.window import Window
 from tests import oracle
 from tests.conftest import Env
 
@@ -32,8 +33,8 @@ def test_a_staged_batch_without_a_job_id_is_uploaded_as_it_was(env: Env) -> None
     eng = engine(env, store)
     # Read and stage, as a run would before it was killed ahead of the upload.
     eng.run_id = store.start_run(1, utcnow())
-    eng._read_window()
-    eng._stage(final=True)
+    eng.read_window()
+    eng.outbox.stage(final=True)
     staged = store.batches("staged")
     assert staged
     rows_before = {b.id: [(m.lead_id, m.hash, m.payload) for m in store.members(b.id)] for b in staged}
@@ -61,8 +62,8 @@ def killed_after_its_job_id_committed(env: Env, leads: int, seed: int) -> list[s
     store = Store(env.tmp / "state" / "syncd.db")
     eng = engine(env, store)
     eng.run_id = store.start_run(1, utcnow())
-    eng._read_window()
-    eng._stage(final=True)
+    eng.read_window()
+    eng.outbox.stage(final=True)
     (batch,) = store.batches("staged")
     job = eng.sink.upload(batch.file_name, store.rows(batch.id))
     store.mark_submitted(batch.id, job, utcnow(), eng.run_id)
@@ -91,7 +92,7 @@ def first_page_committed(env: Env, leads: int, seed: int) -> Store:
     end = utcnow().replace(microsecond=0)
     store.open_window(None, end, eng.run_id)
     page = eng.sf.query_all(window_query(select_fields(config.salesforce.phone_fields), None, end))
-    eng._apply(page)  # the page is committed with its position and nextRecordsUrl
+    eng._apply(page, Window(None, end))  # the page is committed with its position and nextRecordsUrl
     state = store.sync_state()
     assert state.next_url is not None
     assert state.pos_id is not None
@@ -158,14 +159,14 @@ def test_leads_a_closing_batch_makes_pending_again_are_staged_before_the_run_end
         store.apply_page(updates, run, None, None, None, None)
 
     apply("v1")
-    eng._stage(final=False)
+    eng.outbox.stage(final=False)
     [batch] = store.batches("staged")
     store.mark_submitted(batch.id, "7", utcnow(), run)
     apply("v2")  # all three change while their batch is in flight: nothing to stage yet
-    eng._stage(final=False)
+    eng.outbox.stage(final=False)
     assert store.batches("staged") == []
     store.ack_batch(batch.id, utcnow())  # v1 acked: the v2 content is pending, a full batch of it
-    eng._stage(final=False)
+    eng.outbox.stage(final=False)
     [again] = store.batches("staged")
     assert store.rows(again.id) == [f"{i},v2" for i in ids]
 

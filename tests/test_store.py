@@ -5,14 +5,15 @@ import sqlite3
 import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
 
 from syncd.errors import LockHeld, StateError
 from syncd.lock import StateLock
-from syncd.schema import migrations
 from syncd.store import PENDING, LeadUpdate, Member, Store
+from syncd.store.schema import migrations
 
 T = datetime(2024, 5, 15, 10, 30, tzinfo=timezone.utc)
 
@@ -27,14 +28,22 @@ def h(text: str) -> bytes:
 
 
 def pending(store: Store, kind: str = "upsert") -> list[str]:
-    return [r["id"] for r in store.query(f"SELECT id FROM leads WHERE {PENDING[kind]} ORDER BY id")]
+    return store.pending_ids(kind)
+
+
+def pragma(store: Store, name: str) -> Any:
+    return store.conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def migration_names(store: Store) -> list[str]:
+    return [r[0] for r in store.conn.execute("SELECT name FROM _sqlite_migrations ORDER BY rowid")]
 
 
 def test_pragmas_and_permissions(store: Store) -> None:
-    assert store.scalar("PRAGMA journal_mode") == "wal"
-    assert store.scalar("PRAGMA synchronous") == 2  # FULL
-    assert store.scalar("PRAGMA busy_timeout") >= 1000
-    assert store.scalar("PRAGMA application_id") == 0x53594E43
+    assert pragma(store, "journal_mode") == "wal"
+    assert pragma(store, "synchronous") == 2  # FULL
+    assert pragma(store, "busy_timeout") >= 1000
+    assert pragma(store, "application_id") == 0x53594E43
     store.heartbeat(store.start_run(1, T), T)  # a write, so the WAL exists
     for suffix in ("", "-wal"):
         mode = stat.S_IMODE(Path(f"{store.path}{suffix}").stat().st_mode)
@@ -42,12 +51,12 @@ def test_pragmas_and_permissions(store: Store) -> None:
 
 
 def test_migrations_are_named_and_reopen_cleanly(store: Store) -> None:
-    names = [r["name"] for r in store.query("SELECT name FROM _sqlite_migrations ORDER BY rowid")]
+    names = migration_names(store)
     assert names == ["m001_initial", "m002_parked_batch", "m003_daemon", "m004_batch_rows", "m005_batch_bodies",
                      "m006_pending_covering"]
     store.close()
     again = Store(store.path)
-    assert [r["name"] for r in again.query("SELECT name FROM _sqlite_migrations")] == names
+    assert migration_names(again) == names
 
 
 def test_an_older_schema_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -> None:
@@ -62,9 +71,11 @@ def test_an_older_schema_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -
     conn.execute("INSERT INTO batch_members (batch_id, lead_id, hash, payload) VALUES ('b1', 'L1', x'01', 'row')")
     conn.close()
     store = Store(path)
-    assert [r["name"] for r in store.query("SELECT name FROM _sqlite_migrations")][-1] == "m006_pending_covering"
-    assert store.query("SELECT id, payload, parked_batch FROM leads") == [
-        {"id": "L1", "payload": "row", "parked_batch": None}]
+    assert migration_names(store)[-1] == "m006_pending_covering"
+    lead = store.lead("L1")
+    assert store.lead_ids() == ["L1"]
+    assert lead is not None
+    assert (lead["payload"], lead["parked_batch"]) == ("row", None)
     # A batch staged before m004 (and m005) keeps its exact rows.
     assert store.members("b1") == [Member("L1", b"\x01", "row")]
 
@@ -163,7 +174,7 @@ def test_ack_takes_exactly_the_sent_hash_and_a_change_meanwhile_stays_dirty(stor
     # L1 changes in Salesforce while the job is in flight.
     store.apply_page([LeadUpdate("L1", None, h("v2"), "row2")], run, None, None, None, None)
     store.ack_batch("b1", T)
-    rows = {r["id"]: r for r in store.query("SELECT id, seen_hash, acked_hash, batch_id FROM leads")}
+    rows = {i: store.lead(i) or {} for i in store.lead_ids()}
     assert rows["L1"]["acked_hash"] == h("v1")
     assert rows["L1"]["seen_hash"] == h("v2")
     assert rows["L2"]["acked_hash"] == rows["L2"]["seen_hash"] == h("a")
@@ -187,7 +198,7 @@ def test_failed_batches_park_after_max_attempts(store: Store) -> None:
 def test_skipped_leads_never_sent_leave_no_lead_row(store: Store) -> None:
     run = store.start_run(1, T)
     store.apply_page([LeadUpdate("L1", None, reason="do_not_call")], run, None, None, None, None)
-    assert store.query("SELECT * FROM leads") == []
+    assert store.lead_ids() == []
     assert store.counts()["skipped"] == {"do_not_call": 1}
 
 

@@ -9,7 +9,8 @@ from typing import Protocol
 
 import requests
 
-from syncd.config import Config, Secrets
+from syncd.config import Config
+from syncd.secrets import Secrets
 from syncd.transform import Contact
 
 

@@ -10,12 +10,14 @@ from urllib.parse import quote
 
 import requests
 
-from syncd.config import ContactsBatchConfig, Secrets
+from syncd.config import ContactsBatchConfig
 from syncd.cxone import JobResult
 from syncd.cxone.auth import TokenCache, authorised, token_request
+from syncd.cxone.render import batch_contact
 from syncd.errors import ProtocolError
 from syncd.http import json_object
-from syncd.transform import Contact, batch_contact
+from syncd.secrets import Secrets
+from syncd.transform import Contact
 
 REMOTE = "cxone-batch"
 SCOPE = "contact-center:contacts:write contact-center:contacts:read contact-center:lists:write"

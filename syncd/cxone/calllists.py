@@ -12,12 +12,14 @@ from urllib.parse import quote
 import jwt
 import requests
 
-from syncd.config import CallListsConfig, Secrets, check_url
+from syncd.config import CallListsConfig, check_url
 from syncd.cxone import JobResult
 from syncd.cxone.auth import TokenCache, authorised, token_request
+from syncd.cxone.render import csv_line, csv_values
 from syncd.errors import AuthFailed, ProtocolError
 from syncd.http import json_object, raise_for_status, send
-from syncd.transform import Contact, csv_line, csv_values
+from syncd.secrets import Secrets
+from syncd.transform import Contact
 
 REMOTE = "cxone"
 MAX_RECORD_CHARS = 512

@@ -1,6 +1,6 @@
 """The state's schema as ordered, named migrations (sqlite-utils ``Migrations``).
 
-Part of the store: ``syncd/store.py`` applies them inside its write transaction and refuses a file
+Part of the store: ``syncd/store/db.py`` applies them inside its write transaction and refuses a file
 that carries a migration this version does not know. Never edit a released migration: add one.
 """
 
@@ -14,6 +14,8 @@ from sqlite_utils.migrations import Migrations
 APPLICATION_ID = 0x53594E43  # "SYNC": marks a syncd database
 
 migrations = Migrations("syncd")
+# Every table the current schema has (checked at open: a missing one is damage, not an empty state).
+TABLES = ("sync_state", "leads", "batches", "batch_members", "batch_bodies", "runs", "skips", "daemon")
 
 
 @migrations()

@@ -1,0 +1,131 @@
+"""The job pump: removals first, then uploads up to ``max_in_flight``, polled in one loop; ack or fail.
+
+Every step is committed before the next remote call: the upload attempt before the upload, the
+job id the moment CXone returns it, the ack (members' acked hash = exactly what was sent) in one
+transaction with the batch's close.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from syncd.context import RunContext
+from syncd.errors import RemoteRejected, TransientError
+from syncd.failpoints import failpoint
+from syncd.store import Batch
+
+log = logging.getLogger(__name__)
+# Job polling: the first poll after about a second (jobs can be quick), then doubling while every
+# job keeps waiting, up to MAX_POLL_GROWTH times cxone.poll_interval_seconds; back to the start when one closes.
+FIRST_POLL = 1.0
+MAX_POLL_GROWTH = 6.0
+# Polling is harmless to repeat, so a garbled or failed poll answer is tried again later in the run;
+# only this many in a row (each already retried by the HTTP layer) end the run.
+MAX_POLL_FAILURES = 5
+
+
+class Loader:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self._next_poll = 0.0
+        self._poll_wait = self._first_poll_wait()
+        self._poll_failures = 0
+
+    def pump(self, wait: bool) -> None:
+        """Send staged batches while capacity allows and poll jobs; with ``wait``, until all are closed."""
+        ctx = self.ctx
+        store = ctx.store
+        while True:
+            submitted = store.batches("submitted")
+            capacity = ctx.cfg.cxone.max_in_flight - len(submitted)
+            for batch in store.batches("staged"):
+                if batch.kind == "remove":
+                    self._remove(batch)
+                elif capacity > 0:
+                    self._upload(batch)
+                    capacity -= 1
+            submitted = store.batches("submitted")
+            ctx.progress.in_flight = len(submitted)
+            if submitted and time.monotonic() >= self._next_poll:
+                self._poll(submitted)
+            if not wait:
+                return
+            if not store.batches("staged", "submitted"):
+                return
+            ctx.tick()
+            ctx.sleep(max(0.0, min(self._poll_wait, self._next_poll - time.monotonic())))
+
+    def _upload(self, batch: Batch) -> None:
+        ctx = self.ctx
+        rows = ctx.store.rows(batch.id)
+        ctx.store.count_upload(batch.id)
+        failpoint("before_upload")
+        try:
+            job_id = ctx.sink.upload(batch.file_name, rows)
+        except RemoteRejected as e:
+            # A batch CXone refuses must not block everything behind it: park its leads with the reason.
+            parked = ctx.store.fail_batch(batch.id, f"upload rejected: {e}", 1, ctx.now())
+            log.error("batch %s rejected by CXone (%s); %d leads parked", batch.id, e, parked)
+            return
+        failpoint("upload_accepted")
+        ctx.store.mark_submitted(batch.id, job_id, ctx.now(), ctx.run_id)
+        ctx.progress.sent += len(rows)
+        log.info("uploaded batch %s (%d leads) as job %s", batch.id, len(rows), job_id)
+        failpoint("job_committed")
+        if time.monotonic() >= self._next_poll:
+            self._poll_wait = self._first_poll_wait()
+            self._next_poll = time.monotonic() + self._poll_wait
+
+    def _poll(self, submitted: list[Batch]) -> None:
+        ctx = self.ctx
+        failpoint("polling")
+        closed = 0
+        timeout = timedelta(seconds=ctx.cfg.cxone.job_timeout_seconds)
+        for batch in submitted:
+            assert batch.job_id is not None
+            try:
+                result = ctx.sink.job_status(batch.job_id)
+            except TransientError as e:
+                self._poll_failures += 1
+                if self._poll_failures >= MAX_POLL_FAILURES:
+                    raise
+                log.warning("polling job %s failed (%s); polling again later in this run", batch.job_id, e)
+                continue
+            self._poll_failures = 0
+            if result.state == "completed":
+                ctx.store.ack_batch(batch.id, ctx.now())
+                closed += 1
+                failpoint("ack_committed")
+            elif result.state == "failed":
+                self._fail(batch, f"job {batch.job_id} failed: {result.detail}")
+                closed += 1
+            elif batch.submitted_at and ctx.now() - batch.submitted_at > timeout:
+                self._fail(batch, f"job {batch.job_id} did not complete within "
+                                  f"{ctx.cfg.cxone.job_timeout_seconds:g}s")
+                closed += 1
+        base = ctx.cfg.cxone.poll_interval_seconds
+        self._poll_wait = self._first_poll_wait() if closed else min(self._poll_wait * 2, base * MAX_POLL_GROWTH)
+        self._next_poll = time.monotonic() + self._poll_wait
+
+    def _first_poll_wait(self) -> float:
+        return min(FIRST_POLL, self.ctx.cfg.cxone.poll_interval_seconds)
+
+    def _fail(self, batch: Batch, error: str) -> None:
+        ctx = self.ctx
+        parked = ctx.store.fail_batch(batch.id, error, ctx.cfg.cxone.max_attempts, ctx.now())
+        log.warning("batch %s: %s; its leads stay dirty%s", batch.id, error,
+                    f", {parked} parked after {ctx.cfg.cxone.max_attempts} attempts" if parked else "")
+
+    def _remove(self, batch: Batch) -> None:
+        ctx = self.ctx
+        members = ctx.store.members(batch.id)
+        ctx.store.count_upload(batch.id)
+        failpoint("before_remove")
+        removed, failed = ctx.sink.remove([m.lead_id for m in members])
+        ctx.store.finish_removal(batch.id, removed, failed, ctx.run_id, ctx.cfg.cxone.max_attempts, ctx.now())
+        ctx.progress.removed += len(removed)
+        if failed:
+            log.warning("batch %s: %d leads not removed; they stay pending removal", batch.id, len(failed))
+        failpoint("removal_committed")

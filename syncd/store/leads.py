@@ -1,0 +1,98 @@
+"""Leads and the skip audit: a page's effects, and the SQL form of the rules in ``syncd/diff.py``.
+
+The predicates below are the SQL twins of ``diff.is_dirty``, ``diff.is_pending_upsert`` and
+``diff.is_pending_removal``; ``tests/test_diff.py`` holds each pair equal on every state.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime
+from typing import NamedTuple
+
+from syncd.store.window import WindowQueries
+
+DIRTY = "seen_hash IS NOT acked_hash"
+# Leads waiting to be staged (fixed SQL; the prefix matches the partial index leads_pending, which
+# covers every column named here: m006).
+_PENDING = DIRTY + " AND batch_id IS NULL AND parked IS NULL"
+PENDING = {"upsert": _PENDING + " AND seen_hash IS NOT NULL", "remove": _PENDING + " AND seen_hash IS NULL"}
+
+
+# One lead's outcome from a page: an eligible contact (hash + rendered row) or a skip.
+class LeadUpdate(NamedTuple):
+    lead_id: str
+    modstamp: str | None
+    hash: bytes | None = None
+    payload: str | None = None
+    reason: str | None = None
+    detail: str = ""
+
+
+def existing(c: sqlite3.Connection, table: str, key: str, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    sql = f"SELECT {key} FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))"  # noqa: S608 - fixed names
+    return {row[0] for row in c.execute(sql, (json.dumps(ids),))}
+
+
+class LeadQueries(WindowQueries):
+    def apply_page(self, updates: Iterable[LeadUpdate], run_id: int, pos_ts: str | None, pos_id: str | None,
+                   next_url: str | None, next_url_at: datetime | None) -> tuple[int, int]:
+        """A page's effects and the position it reached, in one transaction. Returns (read, skipped).
+
+        The rules of ``diff.observe``: new content resets the lead's attempts and releases it from
+        parking; the same content keeps both.
+        """
+        eligible: list[LeadUpdate] = []
+        skipped: list[LeadUpdate] = []
+        for u in updates:
+            (eligible if u.hash is not None else skipped).append(u)
+        with self.transaction() as c:
+            # Most leads of a page have no skip row (eligible ones) or no lead row (skipped ones):
+            # one lookup for the page instead of a statement per lead that finds nothing.
+            skipped_before = existing(c, "skips", "lead_id", [u.lead_id for u in eligible])
+            c.executemany(
+                "INSERT INTO leads (id, seen_hash, payload, modstamp) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET "
+                " attempts = CASE WHEN seen_hash IS excluded.seen_hash THEN attempts ELSE 0 END,"
+                " parked = CASE WHEN seen_hash IS excluded.seen_hash THEN parked ELSE NULL END,"
+                " seen_hash = excluded.seen_hash, payload = excluded.payload, modstamp = excluded.modstamp",
+                [(u.lead_id, u.hash, u.payload, u.modstamp) for u in eligible])
+            c.executemany("DELETE FROM skips WHERE lead_id = ?", [(i,) for i in skipped_before])
+            tracked = existing(c, "leads", "id", [u.lead_id for u in skipped])  # after the upsert, as before
+            c.executemany(
+                "UPDATE leads SET attempts = CASE WHEN seen_hash IS NULL THEN attempts ELSE 0 END,"
+                " parked = CASE WHEN seen_hash IS NULL THEN parked ELSE NULL END,"
+                " seen_hash = NULL, payload = NULL, modstamp = ? WHERE id = ?",
+                [(u.modstamp, u.lead_id) for u in skipped if u.lead_id in tracked])
+            # A lead that is neither wanted nor on the list needs no row: the skip audit keeps it.
+            c.executemany("DELETE FROM leads WHERE id = ? AND seen_hash IS NULL AND acked_hash IS NULL "
+                          "AND batch_id IS NULL", [(i,) for i in tracked])
+            c.executemany(
+                "INSERT OR REPLACE INTO skips (lead_id, reason, detail, run_id, modstamp) VALUES (?, ?, ?, ?, ?)",
+                [(u.lead_id, u.reason, u.detail, run_id, u.modstamp) for u in skipped])
+            self.save_position(pos_ts, pos_id, next_url, next_url_at)
+            c.execute("UPDATE runs SET read = read + ?, skipped = skipped + ? WHERE id = ?",
+                      (len(eligible) + len(skipped), len(skipped), run_id))
+        return len(eligible) + len(skipped), len(skipped)
+
+    def lead(self, lead_id: str) -> dict[str, object] | None:
+        """One lead's row (hashes as bytes), or None when syncd does not track it."""
+        return self._one("SELECT * FROM leads WHERE id = ?", (lead_id,))
+
+    def lead_ids(self) -> list[str]:
+        return [r["id"] for r in self._rows("SELECT id FROM leads ORDER BY id")]
+
+    def pending_ids(self, kind: str) -> list[str]:
+        return [r["id"] for r in self._rows(f"SELECT id FROM leads WHERE {PENDING[kind]} ORDER BY id")]  # noqa: S608
+
+    def confirmed_rows(self) -> dict[str, str]:
+        """Lead id → the exact row CXone confirmed, for every lead whose confirmed content is current."""
+        return {r["id"]: r["payload"] for r in self._rows(
+            "SELECT id, payload FROM leads WHERE acked_hash = seen_hash AND payload IS NOT NULL")}
+
+    def skip_reasons(self) -> dict[str, str]:
+        return {r["lead_id"]: r["reason"] for r in self._rows("SELECT lead_id, reason FROM skips")}

@@ -1,0 +1,40 @@
+"""Read-only reports over the state: counts for ``status`` and the metrics, the skip audit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from syncd.store.db import Database
+
+
+class ReportQueries(Database):
+    def counts(self) -> dict[str, Any]:
+        leads = self._rows(
+            "SELECT count(*) AS tracked,"
+            " coalesce(sum(seen_hash IS NOT acked_hash), 0) AS dirty,"
+            " coalesce(sum(parked IS NOT NULL), 0) AS parked,"
+            " coalesce(sum(seen_hash IS NULL AND acked_hash IS NOT NULL), 0) AS pending_removal,"
+            " coalesce(sum(acked_hash IS NOT NULL), 0) AS on_list FROM leads")[0]
+        leads["removed"] = int(self._value("SELECT coalesce(sum(removed), 0) FROM runs"))
+        batches = dict.fromkeys(("staged", "submitted", "completed", "failed"), 0)
+        for r in self._rows("SELECT state, count(*) AS n FROM batches GROUP BY state"):
+            batches[r["state"]] = r["n"]
+        skipped = {r["reason"]: r["n"] for r in
+                   self._rows("SELECT reason, count(*) AS n FROM skips GROUP BY reason ORDER BY n DESC, reason")}
+        return {"leads": leads, "batches": batches, "skipped": skipped}
+
+    def skips(self) -> Iterator[dict[str, Any]]:
+        yield from self._iter("SELECT lead_id, reason, detail, run_id, modstamp FROM skips "
+                                 "ORDER BY reason, lead_id")
+
+    def totals(self) -> dict[str, int]:
+        """Leads read, sent and removed over every run (the metrics' counters)."""
+        row = self._one("SELECT coalesce(sum(read), 0) AS read, coalesce(sum(sent), 0) AS sent, "
+                        "coalesce(sum(removed), 0) AS removed FROM runs")
+        return {k: int(v) for k, v in (row or {}).items()}
+
+    def last_success(self) -> str | None:
+        """When the last run that ended ``ok`` finished (ISO), or None."""
+        value = self._value("SELECT max(finished_at) FROM runs WHERE status = 'ok'")
+        return str(value) if value else None
