@@ -6,12 +6,15 @@ outbox and the window at every safe point, so a running daemon picks their effec
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from syncd.clock import utcnow
 from syncd.config import Config
 from syncd.errors import Refused
 from syncd.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def replay_job(config: Config, ref: str) -> list[tuple[str, str, int]]:
@@ -25,10 +28,18 @@ def replay_job(config: Config, ref: str) -> list[tuple[str, str, int]]:
             where = f" as CXone job {batch['job_id']}" if batch["job_id"] else ""
             raise Refused(f"batch {batch['id']} is still in flight ({batch['state']}{where}); "
                           "replay it once it has completed or failed")
-        staged = store.replay(batch["id"], utcnow())
+        can_remove = config.cxone.api == "call-lists"
+        staged, unsendable = store.replay(batch["id"], utcnow(), ("upsert", "remove") if can_remove else ("upsert",))
+        if unsendable and not staged:
+            raise Refused(f"batch {batch['id']} holds {unsendable} removal{'s' * (unsendable != 1)}, which the "
+                          f"{config.cxone.api} API cannot send; nothing was staged (they stay pending removal, "
+                          "see `syncd status`)")
         if not staged:
             raise Refused(f"batch {batch['id']} has no lead left to replay (each is either in flight in "
                           "another batch or no longer tracked)")
+        if unsendable:
+            log.warning("%d removals of batch %s were not staged: the %s API cannot send them", unsendable,
+                        batch["id"], config.cxone.api)
         return staged
     finally:
         store.close()

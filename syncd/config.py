@@ -81,6 +81,13 @@ class ScheduleConfig(Section):
             fields = self.cron.split()
             if len(fields) != 5:
                 raise ValueError(f"cron must have 5 fields (minute hour day month weekday), got {self.cron!r}")
+            # The scheduler's own parser: what it refuses here would otherwise crash the daemon at start.
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cron, timezone="UTC")
+            except (ValueError, TypeError, KeyError) as e:
+                raise ValueError(f"cron {self.cron!r} is not valid: {str(e)[:120]}") from None
         return self
 
 

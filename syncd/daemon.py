@@ -31,25 +31,31 @@ from syncd.config import Config
 from syncd.context import Progress
 from syncd.engine import RunResult
 from syncd.errors import SyncdError
+from syncd.http import network_wait_until
 from syncd.lock import StateLock
 from syncd.notify import Notifier
-from syncd.runner import run_engine
+from syncd.runner import close_state, open_state, run_engine, tune_gc
 from syncd.secrets import Secrets
 from syncd.store import Store
+from syncd.store.db import way_back
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)
 HEARTBEAT_EVERY = 5.0
 STOP_WAIT = 60.0  # well inside systemd's default 90 s stop timeout
+EXIT_STUCK = 1  # the sync did not stop in STOP_WAIT: exited hard, the lock held until the end
+INTEGRITY_EVERY = timedelta(hours=24)
 
 
 class Daemon:
     def __init__(self, config: Config, secrets: Secrets, notifier: Notifier | None = None,
-                 now: Callable[[], datetime] = utcnow) -> None:
+                 now: Callable[[], datetime] = utcnow, stop_wait: float = STOP_WAIT) -> None:
         self.config = config
         self.secrets = secrets
         self.notifier = notifier or Notifier()
         self.now = now
+        self.stop_wait = stop_wait
+        self.exit_code = 0
         self.stop = threading.Event()
         self.idle = threading.Event()
         self.idle.set()
@@ -64,11 +70,12 @@ class Daemon:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def run(self) -> int:
+        tune_gc()  # once, at process start (see runner.tune_gc)
         lock = StateLock(self.config.state.path)
         lock.acquire()
         metrics_server = None
         try:
-            self.store = Store(self.config.state.path)
+            self.store = open_state(self.config, lock)
             if self.config.metrics.listen:
                 host, port = self.config.metrics.address()
                 metrics_server = metrics.serve(host, port, self.config.state.path, self.live)
@@ -81,15 +88,22 @@ class Daemon:
             self.notifier.ready("started; first sync starting")
             log.info("daemon started (pid %d); schedule: %s", os.getpid(), self._schedule_text())
             self.scheduler.start()  # blocks until a signal shuts it down
-            if not self.idle.wait(STOP_WAIT):
-                log.error("the running sync did not reach a safe point in %.0fs; exiting anyway", STOP_WAIT)
+            if not self.idle.wait(self.stop_wait):
+                # The sync thread may still be writing: the lock must not be released under it. Leave
+                # at once instead (every step is committed, so the next start resumes); the kernel
+                # drops the lock only when this process, and so that thread, is gone.
+                log.error("the running sync did not reach a safe point in %.0fs; exiting without waiting",
+                          self.stop_wait)
+                self.notifier.stopping()
+                logging.shutdown()
+                os._exit(EXIT_STUCK)
             log.info("daemon stopped")
-            return 0
+            return self.exit_code
         finally:
             self.notifier.stopping()
             if self.store is not None:
                 self._record(state="stopped", stopped_at=self.now())
-                self.store.close()
+                close_state(self.store, lock)
             if metrics_server is not None:
                 metrics_server.shutdown()
             lock.release()
@@ -108,7 +122,28 @@ class Daemon:
         # no misfire grace limit, and missed runs coalesce into one.
         scheduler.add_job(self._sync_job, trigger, id="sync", name="sync", next_run_time=self.now(),
                           max_instances=1, coalesce=True, misfire_grace_time=None)
+        scheduler.add_job(self._integrity_job, IntervalTrigger(seconds=INTEGRITY_EVERY.total_seconds(),
+                                                               timezone=timezone.utc),
+                          id="integrity", name="integrity", max_instances=1, coalesce=True, misfire_grace_time=None)
         return scheduler
+
+    def _integrity_job(self) -> None:
+        """Daily ``quick_check``: a damaged state stops the service with a message, never a quiet run."""
+        if self.store is None or self.stop.is_set():
+            return
+        with self._store_lock:
+            problem = self.store.integrity_problem()
+        if problem is None:
+            log.info("state integrity check passed")
+            return
+        error = (f"the state database {self.config.state.path} failed its integrity check ({problem[:200]}); "
+                 f"{way_back(self.config.state.path)}")
+        log.error("%s; stopping", error)
+        self._record(last_error=error)
+        self.exit_code = 1
+        self.stop.set()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
@@ -190,8 +225,11 @@ class Daemon:
         interval = min(HEARTBEAT_EVERY, watchdog / 2) if watchdog else HEARTBEAT_EVERY
         last_beat = 0.0
         while not self.stop.is_set():
-            healthy = self.idle.is_set() or (
-                time.monotonic() - self.last_progress < (watchdog or float("inf")))
+            # A sync waiting on a remote is making progress too: every call has a bounded worst case
+            # (http.network_wait_until), past which the watchdog may kill it.
+            mono = time.monotonic()
+            healthy = (self.idle.is_set() or mono - self.last_progress < (watchdog or float("inf"))
+                       or network_wait_until() > mono)
             if healthy:
                 if watchdog:
                     self.notifier.watchdog()

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from syncd.clock import Clock, utcnow
 from syncd.config import Config
@@ -34,8 +37,10 @@ __all__ = ["Engine", "Progress", "RunResult", "utcnow"]
 
 log = logging.getLogger(__name__)
 HEARTBEAT_EVERY = 2.0
-# Stage-and-deliver passes at the end of a run: a second one only for leads an ack left dirty.
-MAX_DELIVERY_PASSES = 3
+QUOTED = re.compile(r"'[^']{12,}'|\"[^\"]{12,}\"")
+# Stage-and-deliver passes at the end of a run beyond cxone.max_attempts: one more for leads an ack
+# left dirty (changed while in flight), and a spare.
+EXTRA_DELIVERY_PASSES = 2
 
 
 @dataclass
@@ -54,6 +59,15 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+def unexpected(e: BaseException) -> str:
+    """An unexpected error as one line: its type, where it was raised, and its message without quoted
+    values (they may hold lead data). Secrets are redacted again by the log filter."""
+    frame = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+    where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+    message = QUOTED.sub("'…'", str(e))[:200]
+    return f"unexpected {type(e).__name__}{where}: {message} (a bug: please report it)"
 
 
 class Engine:
@@ -114,6 +128,16 @@ class Engine:
         except SyncdError as e:
             status, error = "failed", str(e)
             log.error("run %d failed: %s", self.run_id, e)
+        except Exception as e:
+            # A bug must not leave the run "running" and repeat every run unnoticed: it is recorded as
+            # a failed run with its type and where it happened; the traceback (which may hold lead
+            # data) is logged at DEBUG only.
+            status, error = "failed", unexpected(e)
+            log.error("run %d failed: %s", self.run_id, error)
+            log.debug("traceback of run %d", self.run_id, exc_info=True)
+        except BaseException:
+            status, error = "interrupted", "interrupted; the next start resumes"
+            raise
         finally:
             row = self.store.finish_run(self.run_id, status, error, self.now())
         result = RunResult(run_id=self.run_id, status=status, error=error, read=row["read"], sent=row["sent"],
@@ -137,13 +161,14 @@ class Engine:
             log.warning("stopped reading Salesforce: %s", e)
             stopped = e
         self._phase("delivering")
-        for _ in range(MAX_DELIVERY_PASSES):
+        for _ in range(self.cfg.cxone.max_attempts + EXTRA_DELIVERY_PASSES):
             self.outbox.stage(final=True)
             self.loader.pump(wait=True)
             # A job acked in that wait leaves dirty the leads this run read as changed while they
-            # were in flight (a killed run's batch): they go now, not a run later. Leads of a
-            # failed batch alone start no pass; they go again next run.
-            if not self.outbox.waiting():
+            # were in flight (a killed run's batch), and a failed or cancelled job puts its leads back:
+            # they go now, not a run later. Each failure counts an attempt and parks a lead at
+            # max_attempts, so this ends; an ok run leaves nothing retryable undelivered.
+            if not self.outbox.waiting(retries=True):
                 break
         self._report_unremovable()
         if stopped is not None:

@@ -21,6 +21,7 @@ with ``raise ... from``.
     │   └── ProtocolError        a remote answered something that is not its documented shape
     └── FatalError               stop and say what to fix
         ├── AuthFailed           credentials refused by a token endpoint
+        ├── TlsFailed            a certificate not trusted, a TLS handshake refused
         └── RemoteRejected       4xx that repeating will not cure (malformed query, bad upload)
 
 Messages name the remote, method, path and status; never a body, a token or lead data.
@@ -121,6 +122,10 @@ class FatalError(SyncdError):
 
 class AuthFailed(RemoteError, FatalError):
     """A token endpoint refused the credentials."""
+
+
+class TlsFailed(RemoteError, FatalError):
+    """TLS failed: the remote's certificate is not trusted (or the handshake was refused)."""
 
 
 class RemoteRejected(RemoteError, FatalError):

@@ -7,6 +7,8 @@ jittered exponential backoff); what is left after it is mapped once, here, to th
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,9 +25,14 @@ from syncd.errors import (
     RemoteRejected,
     RemoteUnavailable,
     SessionExpired,
+    TlsFailed,
 )
 
 USER_AGENT = f"syncd/{__version__} (+https://github.com/syncd)"
+# The most one answer may hold. A Salesforce page is at most 2,000 records (a few MB); a remote that
+# sends more is broken or hostile, and holding it would cost the memory of the whole service.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+READ_CHUNK = 1024 * 1024
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
@@ -38,29 +45,64 @@ class CappedRetry(Retry):
         return None if after is None else min(after, self.backoff_max)
 
 
-class TimeoutSession(requests.Session):
-    """A session whose every request has a timeout unless one is given, and whose answers are read
-    in one call: requests reads a body 10 KB at a time, ~100 passes through urllib3 for each
-    1 MB Salesforce page (about 1 µs of CPU per lead)."""
+class AnswerTooSlow(Exception):
+    """The whole answer did not arrive within its deadline (a remote trickling bytes)."""
 
-    def __init__(self, timeout: tuple[float, float]) -> None:
+
+class AnswerTooLarge(Exception):
+    """The answer is larger than one answer may be."""
+
+
+class TimeoutSession(requests.Session):
+    """A session whose every request has a timeout unless one is given, follows no redirect, and
+    reads its answers whole against one deadline (``read_timeout_seconds`` bounds the answer, not each
+    read) and a size cap; read in large pieces, not requests' 10 KB ones (~1 µs of CPU per lead)."""
+
+    def __init__(self, timeout: tuple[float, float], max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
         super().__init__()
         self.default_timeout = timeout
+        self.max_answer_bytes = max_answer_bytes
+        self.retries = 0
+        self.backoff = (0.5, 30.0)  # factor, cap: the same policy urllib3's Retry applies
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """The longest one ``send`` may wait, every attempt and back-off included (the watchdog's bound)."""
+        connect, read = self.default_timeout
+        return (self.retries + 1) * (connect + read) + self.retries * self.backoff[1]
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
+        kwargs["allow_redirects"] = False  # a 3xx is answered by send(), never followed
         if kwargs.get("stream"):
             return super().request(method, url, *args, **kwargs)
         kwargs["stream"] = True
+        timeout = kwargs["timeout"]
+        budget = float(timeout[1] if isinstance(timeout, tuple) else timeout)
+        started = time.monotonic()
         resp = super().request(method, url, *args, **kwargs)
-        read_whole(resp)
+        read_whole(resp, started + budget, self.max_answer_bytes)
         return resp
 
 
-def read_whole(resp: requests.Response) -> None:
-    """Read a streamed answer's whole body now, as ``stream=False`` would, failing the same way."""
+def read_whole(resp: requests.Response, deadline: float = float("inf"), max_bytes: int = MAX_ANSWER_BYTES) -> None:
+    """Read a streamed answer's whole body now, as ``stream=False`` would, failing the same way, within
+    ``deadline`` (monotonic) and ``max_bytes``."""
+    parts: list[bytes] = []
+    size = 0
     try:
-        body = resp.raw.read(decode_content=True)
+        while True:
+            if time.monotonic() > deadline:
+                resp.close()
+                raise AnswerTooSlow()
+            chunk = resp.raw.read1(READ_CHUNK, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_bytes:
+                resp.close()
+                raise AnswerTooLarge()
+            parts.append(chunk)
     except urllib3.exceptions.ReadTimeoutError as e:
         resp.close()
         raise requests.exceptions.ConnectionError(e, request=resp.request) from e
@@ -71,7 +113,7 @@ def read_whole(resp: requests.Response) -> None:
         resp.close()
         raise requests.exceptions.ChunkedEncodingError(e, request=resp.request) from e
     # What Response.content caches (the connection went back to the pool when the body ended).
-    resp._content = body or b""
+    resp._content = b"".join(parts)
     resp.content  # noqa: B018 - reading it once marks the body consumed, as requests does
 
 
@@ -97,6 +139,7 @@ def make_session(
         raise_on_status=False,  # the last answer reaches raise_for_status, which names it
     )
     session = TimeoutSession(timeout)
+    session.retries, session.backoff = retries, (backoff_factor, backoff_max)
     adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -117,22 +160,71 @@ def path_of(url: str) -> str:
     return urlsplit(url).path or "/"
 
 
+# Each thread's pending network call: the monotonic time by which it must have ended.
+_waits: dict[int, float] = {}
+
+
+def network_wait_until() -> float:
+    """Until when some thread may legitimately still be waiting on a remote (0: none is)."""
+    return max(_waits.values(), default=0.0)
+
+
 def send(session: requests.Session, method: str, url: str, remote: str, **kwargs: Any) -> requests.Response:
-    """Send one request; network failures that survived the retries become ``RemoteUnavailable``."""
+    """Send one request; failures that survived the retries become syncd errors naming the remote.
+
+    A redirect is never followed: the request (and a secret in it) would go to a host nobody
+    configured. An answer slower than its deadline is retried like a timeout.
+    """
+    worst = getattr(session, "worst_case_seconds", 0.0)
+    retries = getattr(session, "retries", 0)
+    factor, cap = getattr(session, "backoff", (0.5, 30.0))
+    thread = threading.get_ident()
+    _waits[thread] = time.monotonic() + worst
+    kw: dict[str, Any] = {"remote": remote, "method": method, "path": path_of(url)}
     try:
-        return session.request(method, url, **kwargs)
+        for attempt in range(retries + 1):
+            try:
+                resp = session.request(method, url, **kwargs)
+                break
+            except AnswerTooSlow:
+                if attempt >= retries:
+                    raise RemoteUnavailable("the whole answer did not arrive within read_timeout_seconds "
+                                            f"({attempt + 1} attempts)", **kw) from None
+                time.sleep(min(cap, factor * 2 ** attempt))
+    except AnswerTooLarge:
+        raise ProtocolError(f"the answer is larger than {MAX_ANSWER_BYTES // 2**20} MB, more than one answer "
+                            "may hold; refused", **kw) from None
+    except requests.exceptions.SSLError as e:
+        host = urlsplit(url).hostname or "?"
+        raise TlsFailed(f"TLS with {host} failed: its certificate is not trusted or the handshake was refused "
+                        f"({_reason(e)})", **kw) from None
     except requests.exceptions.RetryError as e:
-        raise RemoteUnavailable("gave up after repeated retries", remote=remote, method=method,
-                                path=path_of(url)) from e
+        raise RemoteUnavailable("gave up after repeated retries", **kw) from e
     except requests.exceptions.Timeout as e:
-        raise RemoteUnavailable("timed out", remote=remote, method=method, path=path_of(url)) from e
+        raise RemoteUnavailable("timed out", **kw) from e
     except requests.exceptions.ConnectionError as e:
-        raise RemoteUnavailable("connection failed", remote=remote, method=method, path=path_of(url)) from e
+        host = urlsplit(url).hostname or "?"
+        raise RemoteUnavailable(f"connection to {host} failed", **kw) from e
     except requests.exceptions.ChunkedEncodingError as e:
-        raise AnswerCut("the answer broke off before its end", remote=remote, method=method,
-                        path=path_of(url)) from e
+        raise AnswerCut("the answer broke off before its end", **kw) from e
     except requests.exceptions.RequestException as e:
-        raise RemoteUnavailable(type(e).__name__, remote=remote, method=method, path=path_of(url)) from e
+        raise RemoteUnavailable(type(e).__name__, **kw) from e
+    finally:
+        _waits.pop(thread, None)
+    if 300 <= resp.status_code < 400:
+        target = urlsplit(resp.headers.get("Location", "")).hostname or urlsplit(url).hostname or "?"
+        raise RemoteRejected(f"redirected to {target}; syncd follows no redirect (check the configured URL)",
+                             status=resp.status_code, **kw)
+    return resp
+
+
+def _reason(e: Exception) -> str:
+    """The certificate problem in a few words (OpenSSL's reason, never a URL with a query)."""
+    text = str(e)
+    for marker in ("certificate verify failed: ", "SSLError("):
+        if marker in text:
+            return text.split(marker, 1)[1].split(")")[0].split("(")[0].strip()[:80] or "TLS error"
+    return "TLS error"
 
 
 def raise_for_status(resp: requests.Response, remote: str) -> None:
@@ -152,6 +244,10 @@ def raise_for_status(resp: requests.Response, remote: str) -> None:
 def json_body(resp: requests.Response, remote: str) -> Any:
     try:
         return resp.json()
+    except RecursionError:
+        req = resp.request
+        raise ProtocolError("answer nests too deeply to be a documented shape", remote=remote,
+                            method=req.method or "", path=path_of(req.url or ""), status=resp.status_code) from None
     except (ValueError, json.JSONDecodeError) as e:
         req = resp.request
         raise ProtocolError("answer is not JSON", remote=remote, method=req.method or "",

@@ -85,9 +85,22 @@ class Loader:
         timeout = timedelta(seconds=ctx.cfg.cxone.job_timeout_seconds)
         for batch in submitted:
             assert batch.job_id is not None
+            overdue = batch.submitted_at is not None and ctx.now() - batch.submitted_at > timeout
             try:
                 result = ctx.sink.job_status(batch.job_id)
+            except RemoteRejected as e:
+                if e.status != 404:
+                    raise
+                # CXone forgot the job (expired, purged): its leads go again, they are not stuck behind it.
+                self._fail(batch, f"CXone no longer knows job {batch.job_id} (404)")
+                closed += 1
+                continue
             except TransientError as e:
+                if overdue:
+                    self._fail(batch, f"job {batch.job_id} could not be polled within "
+                                      f"{ctx.cfg.cxone.job_timeout_seconds:g}s (job_timeout_seconds): {e}")
+                    closed += 1
+                    continue
                 self._poll_failures += 1
                 if self._poll_failures >= MAX_POLL_FAILURES:
                     raise
@@ -101,7 +114,7 @@ class Loader:
             elif result.state == "failed":
                 self._fail(batch, f"job {batch.job_id} failed: {result.detail}")
                 closed += 1
-            elif batch.submitted_at and ctx.now() - batch.submitted_at > timeout:
+            elif overdue:
                 self._fail(batch, f"job {batch.job_id} did not complete within "
                                   f"{ctx.cfg.cxone.job_timeout_seconds:g}s")
                 closed += 1
@@ -120,6 +133,12 @@ class Loader:
 
     def _remove(self, batch: Batch) -> None:
         ctx = self.ctx
+        if not ctx.sink.can_remove:
+            # Staged by an older syncd, or before cxone.api changed: never sent, never wedging the outbox.
+            ctx.store.abandon_batch(batch.id, f"the {ctx.sink.name} API cannot remove leads", ctx.now())
+            log.warning("batch %s: the %s API cannot remove leads; they stay pending removal",
+                        batch.id, ctx.sink.name)
+            return
         members = ctx.store.members(batch.id)
         ctx.store.count_upload(batch.id)
         failpoint("before_remove")

@@ -3,26 +3,71 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from syncd.clock import utcnow
 from syncd.config import Config
 from syncd.context import Progress
 from syncd.cxone import make_sink
 from syncd.engine import Engine, RunResult
+from syncd.errors import StateError
 from syncd.http import session_for
 from syncd.lock import StateLock
 from syncd.salesforce import SalesforceClient
 from syncd.secrets import Secrets
 from syncd.store import Store
 
+log = logging.getLogger(__name__)
+_gc_tuned = False
+
 
 def tune_gc() -> None:
     """Fewer cyclic-GC passes: each page decodes thousands of short-lived dicts that hold no cycles,
-    and the default threshold (700) makes the collector run every few records (~15% of sync CPU)."""
-    gc.freeze()  # what the imports allocated is never garbage
+    and the default threshold (700) makes the collector run every few records (~15% of sync CPU).
+
+    Once per process, at its start: what is alive then (the imports) is frozen out of the
+    collector's sight. Freezing again later would pin each run's leftover garbage for good.
+    """
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
+    gc.collect()
+    gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+
+
+def open_state(config: Config, lock: StateLock) -> Store:
+    """Open the state for the lock's holder; after an unclean stop, check it before any use.
+
+    A missing ``-wal`` after an unclean stop means the last committed changes are gone with it:
+    that is said, never silently rolled back. A file that fails ``quick_check`` stops syncd.
+    """
+    path = config.state.path
+    wal = Path(f"{path}-wal")
+    if lock.unclean and path.exists() and path.stat().st_size > 0 and not wal.exists():
+        raise StateError(f"the state database {path} was not closed cleanly and its write-ahead log {wal} is "
+                         "missing: the changes committed last are lost with it. Restore the .db and its -wal "
+                         "together from one backup, or accept the loss with `syncd reset` (a full re-read "
+                         "that sends only what CXone lacks)")
+    store = Store(path, busy_timeout=config.state.busy_timeout_seconds)
+    try:
+        if lock.unclean:
+            log.info("the last writer of %s stopped uncleanly; checking the file's integrity", path)
+            store.check_integrity()
+        lock.mark_open()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def close_state(store: Store, lock: StateLock) -> None:
+    lock.mark_closed()
+    store.close()
 
 
 def run_engine(
@@ -32,19 +77,22 @@ def run_engine(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     now: Callable[[], datetime] = utcnow,
+    store: Store | None = None,
 ) -> RunResult:
-    """One run, for a caller that already holds the state lock (the daemon)."""
+    """One run, for a caller that already holds the state lock (the daemon), on ``store`` or its own."""
     tune_gc()
-    store = Store(config.state.path, busy_timeout=config.state.busy_timeout_seconds)
+    own = store is None
+    run_store = Store(config.state.path, busy_timeout=config.state.busy_timeout_seconds) if store is None else store
     session = session_for(config.http)
     try:
         engine = Engine(
-            config, store, SalesforceClient(config.salesforce, secrets, session, now),
+            config, run_store, SalesforceClient(config.salesforce, secrets, session, now),
             make_sink(config, secrets, session, now), now=now, on_progress=on_progress, should_stop=should_stop)
         return engine.run()
     finally:
         session.close()
-        store.close()
+        if own:
+            run_store.close()
 
 
 def sync_once(
@@ -59,6 +107,12 @@ def sync_once(
     lock = StateLock(config.state.path)
     lock.acquire()
     try:
-        return run_engine(config, secrets, on_progress=on_progress, should_stop=should_stop, now=now)
+        store = open_state(config, lock)
+        try:
+            return run_engine(config, secrets, on_progress=on_progress, should_stop=should_stop, now=now,
+                              store=store)
+        finally:
+            close_state(store, lock)
     finally:
         lock.release()
+

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import requests
 
-from syncd.config import SalesforceConfig, check_url
+from syncd.config import SalesforceConfig, check_url, is_loopback
 from syncd.errors import (
     ApiLimitReached,
     AuthFailed,
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 REMOTE = "salesforce"
 USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 # Errors a repeat cannot cure: the query or the configuration is wrong.
+SALESFORCE_DOMAINS = (".salesforce.com", ".force.com")
+# A page holds at most 2,000 records (API-CONTRACTS.md); more is a broken or hostile answer.
+MAX_PAGE_RECORDS = 2000
 QUERY_ERRORS = frozenset({"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE", "INVALID_QUERY_FILTER_OPERATOR"})
 
 
@@ -37,6 +41,15 @@ class Page:
     next_url: str | None
     total_size: int
     fetched_at: datetime
+
+
+def trusted_instance(host: str, login_host: str) -> bool:
+    """Where a Salesforce bearer token may go: the login host, a Salesforce domain, or loopback when
+    the login host is loopback too (the simulator)."""
+    host, login_host = host.lower().rstrip("."), login_host.lower().rstrip(".")
+    if host == login_host or host.endswith(SALESFORCE_DOMAINS):
+        return True
+    return is_loopback(host) and is_loopback(login_host)
 
 
 class SalesforceClient:
@@ -98,10 +111,17 @@ class SalesforceClient:
         raise_for_status(resp, REMOTE)
         body = json_object(resp, REMOTE, "access_token", "instance_url")
         try:
-            self.instance_url = check_url(str(body["instance_url"]))
+            instance = check_url(str(body["instance_url"]))
         except ValueError as e:
             raise ProtocolError("instance_url in the token answer is not usable", remote=REMOTE,
                                 method="POST", path=path_of(url)) from e
+        host = urlsplit(instance).hostname or ""
+        if not trusted_instance(host, urlsplit(self.cfg.login_url).hostname or ""):
+            # The bearer token would go wherever this names: only to Salesforce (or the login host).
+            raise AuthFailed(f"the token answer names instance_url host {host[:80]}, which is neither the "
+                             "login host nor a Salesforce domain (*.salesforce.com, *.force.com); no token is "
+                             "sent there", remote=REMOTE, method="POST", path=path_of(url))
+        self.instance_url = instance
         self._token = str(body["access_token"])
         log.info("salesforce: authenticated (%s)", self.cfg.auth)
 
@@ -165,7 +185,19 @@ class SalesforceClient:
         if not isinstance(records, list):
             raise ProtocolError("records is not a list", remote=REMOTE, method="GET",
                                 path=path_of(resp.request.url or ""))
-        nxt = body.get("nextRecordsUrl") if not body.get("done") else None
+        if len(records) > MAX_PAGE_RECORDS:
+            raise ProtocolError(f"a page of {len(records):,} records is more than the {MAX_PAGE_RECORDS:,} "
+                                "Salesforce sends; refused", remote=REMOTE, method="GET",
+                                path=path_of(resp.request.url or ""))
+        done = body["done"]
+        if not isinstance(done, bool):
+            raise ProtocolError("done is not a boolean", remote=REMOTE, method="GET",
+                                path=path_of(resp.request.url or ""))
+        nxt = body.get("nextRecordsUrl") if not done else None
+        if not done and nxt is None:
+            # Taking this page as the last would move the watermark past rows never read.
+            raise ProtocolError("the page says more records follow (done: false) but names no nextRecordsUrl",
+                                remote=REMOTE, method="GET", path=path_of(resp.request.url or ""))
         if nxt is not None and (not isinstance(nxt, str) or not nxt.startswith("/services/data/")):
             raise ProtocolError("nextRecordsUrl is not a server-relative data path", remote=REMOTE,
                                 method="GET", path=path_of(resp.request.url or ""))

@@ -87,8 +87,10 @@ def _clean(value: str) -> str:
         return value  # the common case: nothing to normalise, drop, fold or neutralise
     text = value if unicodedata.is_normalized("NFC", value) else unicodedata.normalize("NFC", value)
     if not text.isprintable():  # the per-character scan only for text that has something to drop
+        # Format characters go (but the zero-width joiner inside emoji), and so do lone surrogates
+        # (Cs): no UTF-8 text can hold one, so nothing downstream could encode the value.
         text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
-                       for c in text if unicodedata.category(c) != "Cf" or c in "\u200d")
+                       for c in text if unicodedata.category(c) not in ("Cf", "Cs") or c == "\u200d")
     text = " ".join(text.split())
     if text.startswith(FORMULA_LEAD):
         # A spreadsheet opening the list must not run it: prefix a quote (OWASP CSV injection).
@@ -120,8 +122,10 @@ def normalise_email(value: Any) -> str:
     if not isinstance(value, str):
         return ""
     email = value.strip()
-    if len(email) > 254 or not EMAIL.match(email):
-        return ""  # an unusable address does not make a lead uncallable
+    if len(email) > 254 or not EMAIL.match(email) or email.startswith(FORMULA_LEAD) or not email.isprintable():
+        # An unusable address does not make a lead uncallable. One that starts like a spreadsheet
+        # formula (OWASP CSV injection) or holds what no UTF-8 text can (a lone surrogate) is unusable.
+        return ""
     if email.islower():
         return email  # no capital anywhere, so none in the domain either
     local, _, domain = email.rpartition("@")

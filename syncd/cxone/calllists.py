@@ -23,6 +23,8 @@ from syncd.transform import Contact
 
 REMOTE = "cxone"
 MAX_RECORD_CHARS = 512
+# removeProspects result codes that mean "no such prospect" (compared lower-case, without underscores).
+NOT_ON_LIST = frozenset({"notfound", "recordnotfound", "prospectnotfound"})
 
 
 class CallListsSink:
@@ -138,6 +140,9 @@ class CallListsSink:
         answer = json_object(resp, REMOTE)
         asked = set(external_ids)
         ok = {str(r.get("externalId")) for r in answer.get("successfulRecords") or [] if isinstance(r, dict)}
+        # A prospect CXone does not have is off the list: the goal of the removal is reached.
+        ok |= {str(r.get("externalId")) for r in answer.get("failedRecords") or []
+               if isinstance(r, dict) and str(r.get("resultCode", "")).lower().replace("_", "") in NOT_ON_LIST}
         removed = [i for i in external_ids if i in ok]
         # Anything not confirmed stays pending removal: silence is not success.
         failed = [i for i in external_ids if i not in ok]

@@ -173,6 +173,12 @@ class OutboxQueries(LeadQueries):
             error = f"{len(failed)} of {len(removed) + len(failed)} not removed" if failed else None
             self._close(c, batch_id, "completed", error, now)
 
+    def abandon_batch(self, batch_id: str, error: str, now: datetime) -> None:
+        """Close a batch that cannot be sent: its members wait again, no attempt counted."""
+        with self.transaction() as c:
+            c.execute("UPDATE leads SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
+            self._close(c, batch_id, "failed", error, now)
+
     def _close(self, c: sqlite3.Connection, batch_id: str, state: str, error: str | None, now: datetime) -> None:
         self.batches_closed += 1  # may overcount on a rollback: a reader only re-counts what it cached
         c.execute("UPDATE batches SET state = ?, error = ?, finished_at = ? WHERE id = ?",
@@ -186,11 +192,13 @@ class OutboxQueries(LeadQueries):
                           "LIMIT 1", (ref, ref, ref))
         return rows[0] if rows else None
 
-    def replay(self, source: str, now: datetime) -> list[tuple[str, str, int]]:
+    def replay(self, source: str, now: datetime,
+               kinds: Sequence[str] = ("upsert", "remove")) -> tuple[list[tuple[str, str, int]], int]:
         """Re-queue a closed batch's leads with their current content as new batches.
 
         Parked members are released; members already in an open batch, or no longer tracked,
-        are left alone. Returns the (batch id, kind, rows) staged, in one transaction.
+        are left alone, and so are removals when ``kinds`` (what the sink can send) lacks them.
+        Returns the (batch id, kind, rows) staged, in one transaction, and how many removals were left.
         """
         staged: list[tuple[str, str, int]] = []
         with self.transaction() as c:
@@ -201,6 +209,9 @@ class OutboxQueries(LeadQueries):
             prior = c.execute("SELECT count(*) FROM batches WHERE replay_of = ?", (source,)).fetchone()[0]
             upserts = [Member(i, s, p) for i, s, a, p in rows if s is not None]
             removals = [Member(i, None, None) for i, s, a, p in rows if s is None and a is not None]
+            unsendable = 0
+            if "remove" not in kinds:
+                unsendable, removals = len(removals), []  # they stay pending removal, never staged
             for kind, members in (("upsert", upserts), ("remove", removals)):
                 if not members:
                     continue
@@ -209,7 +220,7 @@ class OutboxQueries(LeadQueries):
                 staged.append((batch_id, kind, len(members)))
             c.executemany("UPDATE leads SET parked = NULL, parked_batch = NULL, attempts = 0 WHERE id = ?",
                           [(m.lead_id,) for m in upserts + removals])
-        return staged
+        return staged, unsendable
 
     def list_batches(self, state: str | None, limit: int) -> list[dict[str, Any]]:
         return self._rows(
