@@ -11,7 +11,8 @@ from typing import Any
 
 from syncd.clock import utcnow
 from syncd.config import Config
-from syncd.errors import Refused
+from syncd.errors import LockHeld, Refused
+from syncd.lock import StateLock
 from syncd.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,26 @@ def replay_job(config: Config, ref: str) -> list[tuple[str, str, int]]:
 
 
 def reset(config: Config) -> dict[str, Any]:
-    """Forget the watermark and any open window; acked hashes stay, so a resync sends only what differs."""
+    """Forget the watermark and any open window; acked hashes stay, so a resync sends only what differs.
+
+    With no syncd running, it also accepts what an unclean stop left (the mark that makes the next
+    writer check the file, or refuse a missing ``-wal``): reset is the operator saying so.
+    """
+    lock: StateLock | None = StateLock(config.state.path)
+    try:
+        assert lock is not None
+        lock.acquire()
+    except LockHeld:
+        lock = None  # a running syncd: it owns the mark, and picks the rewind up at its next safe point
     store = Store(config.state.path, create=False)
     try:
         before = store.sync_state()
         store.rewind()
+        if lock is not None:
+            lock.mark_closed()
         return {"watermark": before.watermark.isoformat() if before.watermark else None,
                 "window_open": before.in_window}
     finally:
         store.close()
+        if lock is not None:
+            lock.release()

@@ -8,6 +8,7 @@ the work loop makes progress (or while idle), so a hung sync stops the pings and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -92,7 +94,7 @@ class Daemon:
                 # The sync thread may still be writing: the lock must not be released under it. Leave
                 # at once instead (every step is committed, so the next start resumes); the kernel
                 # drops the lock only when this process, and so that thread, is gone.
-                log.error("the running sync did not reach a safe point in %.0fs; exiting without waiting",
+                log.error("the running sync did not reach a safe point in %gs; exiting without waiting",
                           self.stop_wait)
                 self.notifier.stopping()
                 logging.shutdown()
@@ -142,8 +144,7 @@ class Daemon:
         self._record(last_error=error)
         self.exit_code = 1
         self.stop.set()
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+        self._shutdown_scheduler()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
@@ -153,12 +154,18 @@ class Daemon:
         log.info("%s received: stopping at the next safe point", signal.Signals(signum).name)
         self.stop.set()
         self.notifier.stopping()
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+        self._shutdown_scheduler()
+
+    def _shutdown_scheduler(self) -> None:
+        """Stop the scheduler if it runs; if it has not started yet, its first job (due at once) does."""
+        if self.scheduler is not None and self.scheduler.running:
+            with contextlib.suppress(SchedulerNotRunningError):
+                self.scheduler.shutdown(wait=False)
 
     # -- the job ------------------------------------------------------------------------------------
     def _sync_job(self) -> None:
-        if self.stop.is_set():
+        if self.stop.is_set():  # a signal that came while the scheduler was starting
+            self._shutdown_scheduler()
             return
         error: str | None = None
         self.idle.clear()

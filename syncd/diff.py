@@ -93,7 +93,8 @@ def page_updates(records: Iterable[Any], rules: Rules, render: Callable[[Contact
     for record in records:
         outcome = transform(record, rules)
         modstamp = record.get("SystemModstamp") if isinstance(record, dict) else None
-        stamp = modstamp if isinstance(modstamp, str) else None
+        # Kept for the audit only: a Salesforce datetime is short ASCII; anything else is not one.
+        stamp = modstamp if isinstance(modstamp, str) and len(modstamp) <= 40 and modstamp.isascii() else None
         if type(outcome) is Contact:
             payload = render(outcome)
             if max_chars is None or len(payload) <= max_chars:

@@ -22,6 +22,7 @@ with ``raise ... from``.
     └── FatalError               stop and say what to fix
         ├── AuthFailed           credentials refused by a token endpoint
         ├── TlsFailed            a certificate not trusted, a TLS handshake refused
+        ├── Redirected           a 3xx: syncd follows no redirect (a URL in the config is wrong)
         └── RemoteRejected       4xx that repeating will not cure (malformed query, bad upload)
 
 Messages name the remote, method, path and status; never a body, a token or lead data.
@@ -126,6 +127,10 @@ class AuthFailed(RemoteError, FatalError):
 
 class TlsFailed(RemoteError, FatalError):
     """TLS failed: the remote's certificate is not trusted (or the handshake was refused)."""
+
+
+class Redirected(RemoteError, FatalError):
+    """The remote answered 3xx. Never followed: the request, and a secret in it, would go elsewhere."""
 
 
 class RemoteRejected(RemoteError, FatalError):

@@ -22,6 +22,7 @@ from syncd.config import HttpConfig
 from syncd.errors import (
     AnswerCut,
     ProtocolError,
+    Redirected,
     RemoteRejected,
     RemoteUnavailable,
     SessionExpired,
@@ -192,8 +193,9 @@ def send(session: requests.Session, method: str, url: str, remote: str, **kwargs
                                             f"({attempt + 1} attempts)", **kw) from None
                 time.sleep(min(cap, factor * 2 ** attempt))
     except AnswerTooLarge:
-        raise ProtocolError(f"the answer is larger than {MAX_ANSWER_BYTES // 2**20} MB, more than one answer "
-                            "may hold; refused", **kw) from None
+        cap = getattr(session, "max_answer_bytes", MAX_ANSWER_BYTES)
+        raise ProtocolError(f"the answer is larger than {cap:,} bytes, more than one answer may hold; refused",
+                            **kw) from None
     except requests.exceptions.SSLError as e:
         host = urlsplit(url).hostname or "?"
         raise TlsFailed(f"TLS with {host} failed: its certificate is not trusted or the handshake was refused "
@@ -213,8 +215,8 @@ def send(session: requests.Session, method: str, url: str, remote: str, **kwargs
         _waits.pop(thread, None)
     if 300 <= resp.status_code < 400:
         target = urlsplit(resp.headers.get("Location", "")).hostname or urlsplit(url).hostname or "?"
-        raise RemoteRejected(f"redirected to {target}; syncd follows no redirect (check the configured URL)",
-                             status=resp.status_code, **kw)
+        raise Redirected(f"redirected to {target}; syncd follows no redirect (check the configured URL)",
+                         status=resp.status_code, **kw)
     return resp
 
 

@@ -28,6 +28,7 @@ IDS = [f"00Q{n:012d}EAY" for n in range(12)]  # a small pool: the same Id shows 
 text = st.one_of(
     st.text(max_size=40),
     st.text(alphabet=st.characters(codec="utf-8"), max_size=400),
+    st.text(alphabet=st.characters(categories=("Cs", "Ll", "Zs")), max_size=30),  # lone surrogates too
     st.sampled_from(["=cmd|' /C calc'!A0", "+SUM(1)", "@x", "-1", "O'Brien", 'Say "hi", then', "שלום", "مرحبا",
                      "👩‍💻 Zoë", "a\x00b\x1fc\u202ed", "line\nbreak\r\n", "x" * 2000]),
 )
@@ -43,7 +44,8 @@ record = st.fixed_dictionaries(
      "DoNotCall": st.one_of(st.just(False), st.booleans(), anything),
      "IsDeleted": st.one_of(st.just(False), anything),
      "SystemModstamp": st.one_of(st.just("2024-05-15T10:30:00.000+0000"), anything)},
-    optional={"FirstName": text, "LastName": text, "Company": text, "Email": st.one_of(text, anything),
+    optional={"FirstName": text, "LastName": text, "Company": text, "Email": st.one_of(text, anything, st.sampled_from(
+                  ["=1+2@example.com", "+a@example.com", "-x@example.com", "@at@example.com", "\ud800@example.com"])),
               "City": text, "State": text, "PostalCode": anything, "attributes": anything},
 )
 pages = st.lists(st.lists(st.one_of(record, anything), min_size=0, max_size=15), min_size=1, max_size=4)

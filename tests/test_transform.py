@@ -106,6 +106,22 @@ def test_formula_leads_are_neutralised(text: str) -> None:
     assert clean_text(text, "x").startswith("'")
 
 
+@pytest.mark.parametrize("email", ["=1+2@example.com", "+SUM(1)@example.com", "-2@example.com", "@x@example.com",
+                                   "\t=1@example.com", "Jo\ud800@example.com"])
+def test_an_email_that_starts_like_a_formula_or_holds_a_surrogate_is_dropped(email: str) -> None:
+    out = transform(lead(Email=email), RULES)
+    assert isinstance(out, Contact)
+    assert out.email == ""
+    assert email.strip() not in csv_line(csv_values(out))
+
+
+def test_lone_surrogates_are_dropped_from_text() -> None:
+    out = transform(lead(FirstName="Jo\ud800sé", Company="\udfffAcme"), RULES)
+    assert isinstance(out, Contact)
+    assert (out.first_name, out.company) == ("José", "Acme")
+    assert len(content_hash(out)) == 16
+
+
 def test_csv_line_quotes_commas_quotes_and_keeps_unicode() -> None:
     out = transform(lead(Company='The "Best", Co', FirstName="Zoë"), RULES)
     assert isinstance(out, Contact)
@@ -148,6 +164,11 @@ def test_hash_is_stable_across_processes() -> None:
     assert hashes == {content_hash(here).hex()}
 
 
+# Text with lone surrogates mixed in, and addresses that are valid emails but start like a formula.
+surrogate_text = st.text(alphabet=st.characters(categories=("Cs", "Ll", "Lu", "Nd", "Zs", "Po")), max_size=20)
+emails = st.builds(lambda lead_char, local, domain: f"{lead_char}{local}@{domain}.com",
+                   st.sampled_from(["=", "+", "-", "@", "", "\t", "\r"]), st.text(alphabet="ab1+2=", max_size=8),
+                   st.sampled_from(["example", "Example", "x-y"]))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=300),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
@@ -160,7 +181,11 @@ records = st.one_of(
     st.builds(lambda over: lead(**over), st.fixed_dictionaries({}, optional={f: json_values for f in FIELDS})),
     st.builds(lambda over: lead(**over), st.fixed_dictionaries({}, optional={
         "FirstName": st.text(), "LastName": st.text(), "Company": st.text(),
-        "Phone": st.text(alphabet="0123456789 +-().x", max_size=25), "Email": st.text()})),
+        "Phone": st.text(alphabet="0123456789 +-().x", max_size=25), "Email": st.one_of(st.text(), emails)})),
+    # Lone surrogates (JSON can carry "\ud800"; no UTF-8 text can hold one) in every text field.
+    st.builds(lambda over: lead(**over), st.fixed_dictionaries({}, optional={
+        f: surrogate_text for f in ("FirstName", "LastName", "Company", "City", "State", "PostalCode", "Status",
+                                    "Email")})),
     json_values,
 )
 
@@ -178,7 +203,9 @@ def test_any_record_is_a_contact_or_a_skip(record: Any) -> None:
         assert next(csv.reader(io.StringIO(line))) == csv_values(out)
         assert out.phone.startswith("+")
         for value in csv_values(out)[2:]:
-            assert not value.startswith(("=", "+", "-", "@"))
+            assert not value.startswith(("=", "+", "-", "@", "\t", "\r"))
+        canonical(out).encode("utf-8")  # every field is UTF-8 text: hashing can never raise
+        assert len(content_hash(out)) == 16
 
 
 @settings(max_examples=600, deadline=None)

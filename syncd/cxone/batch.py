@@ -59,7 +59,15 @@ class ContactsBatchSink:
         body = self._call("GET", f"/v2/contact-center/contacts/batch/{quote(job_id, safe='')}")
         status = body["status"]
         if status == "COMPLETED":
-            return JobResult("completed", f"{body.get('failed_records', 0)} failed records")
+            failed = body.get("failed_records", 0)
+            if not isinstance(failed, int) or isinstance(failed, bool) or failed < 0:
+                raise ProtocolError("failed_records is not a count", remote=REMOTE, method="GET",
+                                    path="/v2/contact-center/contacts/batch")
+            if failed:
+                # The API does not say which: none of the batch is confirmed, so all of it goes again
+                # (an upsert by external_id is harmless to repeat) and a lead that keeps failing parks.
+                return JobResult("failed", f"{failed} of {body.get('total_records', '?')} contacts failed")
+            return JobResult("completed")
         if status == "FAILED":
             return JobResult("failed", "CXone reported the batch FAILED")
         if status in ("PROCESSING", "PENDING", "QUEUED"):

@@ -104,12 +104,15 @@ class Simulator:
         kind = None if name.startswith("sim.") else self.faults.pick(name)
         if kind == "partial":
             req.params["_fault"] = kind  # applied by the handler (removeProspects)
-        elif kind is not None:
+        elif kind is not None and kind != "trickle":
             resp, after = self.faults.answer(kind, self.sf.revoke, self.cx.revoke)
             if resp is not None:
                 return resp, after
         try:
-            return handler(req), None
+            resp = handler(req)
+            if kind == "trickle":
+                resp.trickle = self.faults.trickle_seconds
+            return resp, None
         except Exception:  # the simulator answers as a broken server would, and says why on stderr
             traceback.print_exc()
             return Response(500, {"error": "simulator error"}), None

@@ -58,6 +58,7 @@ class Job:
     cancelled: bool = False
     applied: bool = False
     failed_records: int = 0
+    reported: bool = False  # a poll has answered it complete or cancelled
 
 
 @dataclass
@@ -74,7 +75,9 @@ class CXoneSim:
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     batch_jobs: dict[str, Job] = field(default_factory=dict)
     next_job: int = 1000
+    seq: int = 0  # orders uploads and removals as they happened
     cancel_next: int = 0  # the next N jobs are cancelled by "CXone"
+    fail_contacts_next: int = 0  # the next contacts batch completes with this many of its contacts failed
     signing_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
     def __post_init__(self) -> None:
@@ -147,7 +150,7 @@ class CXoneSim:
                 job.applied = True
         for job in self.batch_jobs.values():
             if not job.applied and not job.cancelled and job.complete_at is not None and now >= job.complete_at:
-                for row in job.rows:
+                for row in job.rows[job.failed_records:]:
                     self.contacts[row["external_id"]] = row
                 job.applied = True
 
@@ -200,7 +203,11 @@ class CXoneSim:
             target.invalid += invalid
             job = self._new_job(rows, file_name=str(body["fileName"]), list_id=target.list_id)
             self.jobs[job.job_id] = job
+            unacked = sum(1 for j in self.jobs.values()
+                          if j.list_id == target.list_id and not j.reported and j is not job)
+            self.seq += 1
             self.uploads.append({"jobId": job.job_id, "fileName": job.file_name, "rows": len(rows) + invalid,
+                                 "unacked": unacked, "seq": self.seq,
                                  "invalid": invalid, "externalIds": [r["ExternalId"] for r in rows],
                                  "digests": digests, "bytes": len(req.body), "at": iso(job.submitted),
                                  "options": {k: v for k, v in body.items() if k != "listFile"}})
@@ -215,6 +222,7 @@ class CXoneSim:
             if job is None:
                 return Response(404, {"error": "job not found"})
             target = self.lists[job.list_id]
+            job.reported = job.reported or job.applied or job.cancelled
             return Response(200, {"uploadJobs": [{
                 "jobId": int(job.job_id), "listId": job.list_id, "listName": target.name,
                 "startDate": iso(job.submitted), "submitDate": iso(job.submitted), "isComplete": job.applied,
@@ -256,8 +264,9 @@ class CXoneSim:
                     ok.append({"externalId": ext, "resultCode": "Success"})
                 else:
                     failed.append({"externalId": ext, "resultCode": "NotFound"})
+            self.seq += 1
             self.removals.append({"removed": [r["externalId"] for r in ok], "failed": [r["externalId"] for r in failed],
-                                  "at": iso(self.now())})
+                                  "at": iso(self.now()), "seq": self.seq})
             return Response(200, {"successfulRecords": ok, "failedRecords": failed})
 
     # -- contacts batch ------------------------------------------------------------------------------------
@@ -282,7 +291,7 @@ class CXoneSim:
                                 "total_records": len(job.rows),
                                 "processed_records": len(job.rows) if job.applied else 0}
         if job.applied or job.cancelled:
-            view["failed_records"] = len(job.rows) if job.cancelled else 0
+            view["failed_records"] = len(job.rows) if job.cancelled else job.failed_records
             view["completed_time"] = iso(job.complete_at or self.now())
         return view
 
@@ -308,6 +317,8 @@ class CXoneSim:
         with self.lock:
             job = self._new_job(contacts)
             job.job_id = str(uuid.uuid4())
+            if self.fail_contacts_next:
+                job.failed_records, self.fail_contacts_next = min(self.fail_contacts_next, len(contacts)), 0
             self.batch_jobs[job.job_id] = job
             self.uploads.append({
                 "jobId": job.job_id, "fileName": "", "rows": len(contacts), "invalid": 0,

@@ -17,6 +17,11 @@ probability). Kinds:
 ``unauthorized``   CXone 401 (its tokens are revoked)
 ``reject``         400 for the request itself (e.g. an upload CXone refuses)
 ``partial``        removeProspects answers with every second prospect failed
+``nonext``         Salesforce page that says ``done: false`` but has no ``nextRecordsUrl``
+``deepjson``       200 whose JSON nests 100,000 arrays deep
+``bigpage``        Salesforce page of 2,500 records (more than a page ever holds)
+``trickle``        the real answer, one byte every ``trickle_seconds``
+``redirect``       307 to ``redirect_to`` (a host nobody configured)
 =================  ==============================================================================
 """
 
@@ -34,7 +39,7 @@ from typing import Any
 from syncd.sim.http import Response
 
 KINDS = ("429", "429-bare", "500", "502", "503", "504", "drop", "slow", "badjson", "cut", "session", "locator",
-         "limit", "unauthorized", "reject", "partial")
+         "limit", "unauthorized", "reject", "partial", "nonext", "deepjson", "bigpage", "trickle", "redirect")
 
 
 @dataclass
@@ -65,6 +70,8 @@ class Faults:
         self.rules: list[Rule] = []
         self.fired: Counter[str] = Counter()
         self.slow_seconds = 3.0
+        self.trickle_seconds = 0.2
+        self.redirect_to = "http://127.0.0.1:9/elsewhere"
         self.lock = threading.Lock()
 
     def add(self, spec: dict[str, Any]) -> Rule:
@@ -125,4 +132,14 @@ class Faults:
             return Response(401, {"error": "Unauthorized"}), None
         if kind == "reject":
             return Response(400, {"error": "rejected by the simulator's fault plan"}), None
-        return None, None  # "partial" is applied by the handler itself
+        if kind == "nonext":
+            return Response(200, {"totalSize": 5, "done": False, "records": []}), None
+        if kind == "deepjson":
+            deep = b"[" * 100_000 + b"]" * 100_000
+            return Response(200, raw=deep, headers={"Content-Type": "application/json"}), None
+        if kind == "bigpage":
+            records = [{"attributes": {"type": "Lead"}, "Id": f"00Q{i:015d}"} for i in range(2500)]
+            return Response(200, {"totalSize": 2500, "done": True, "records": records}), None
+        if kind == "redirect":
+            return Response(307, {"error": "moved"}, headers={"Location": self.redirect_to}), None
+        return None, None  # "partial" and "trickle" are applied by the dispatcher or the handler

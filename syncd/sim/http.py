@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,9 +40,17 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None  # sent as is (for deliberately broken answers)
     declared_length: int | None = None  # a Content-Length other than the body's (an answer cut short)
+    trickle: float = 0.0  # seconds between each byte of the body (a remote that sends one byte at a time)
 
 
 Handler = Callable[[Request], Response]
+
+
+def _encode(body: Any) -> bytes:
+    try:
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: JSON can still carry it, escaped
+        return json.dumps(body).encode("ascii")
 
 
 class Router:
@@ -90,8 +99,7 @@ class Server:
                     after()
                     self.close_connection = True
                     return
-                data = resp.raw if resp.raw is not None else (
-                    b"" if resp.body is None else json.dumps(resp.body, ensure_ascii=False).encode("utf-8"))
+                data = resp.raw if resp.raw is not None else b"" if resp.body is None else _encode(resp.body)
                 self.send_response(resp.status)
                 if resp.raw is None and resp.body is not None:
                     self.send_header("Content-Type", "application/json;charset=UTF-8")
@@ -99,7 +107,13 @@ class Server:
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(resp.declared_length or len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if resp.trickle:
+                    for i in range(len(data)):
+                        self.wfile.write(data[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(resp.trickle)
+                else:
+                    self.wfile.write(data)
                 if resp.declared_length is not None:
                     self.close_connection = True  # the rest never comes
 

@@ -48,6 +48,7 @@ class SalesforceSim:
     max_page_size: int = 2000
     locator_ttl: float = 900.0
     base_url: str = ""
+    instance_url: str = ""  # what the token answer names as instance_url (default: base_url)
     queries: int = 0
     # (SystemModstamp, Id) of every lead in order, rebuilt after leads change: Salesforce answers a
     # window query from its index on SystemModstamp, not by scanning the org.
@@ -89,7 +90,8 @@ class SalesforceSim:
         with self.lock:
             self.tokens.add(token)
         issued = str(int(self.now().timestamp() * 1000))
-        return Response(200, {"access_token": token, "instance_url": self.base_url, "token_type": "Bearer",
+        return Response(200, {"access_token": token, "instance_url": self.instance_url or self.base_url,
+                              "token_type": "Bearer",
                               "id": f"{self.base_url}/id/00Dsim/005sim", "issued_at": issued,
                               "signature": base64.b64encode(secrets.token_bytes(32)).decode()})
 

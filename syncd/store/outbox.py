@@ -153,6 +153,9 @@ class OutboxQueries(LeadQueries):
                 "(SELECT lead_id FROM batch_members WHERE batch_id = ?) "
                 "AND attempts >= ? AND parked IS NULL AND seen_hash IS NOT acked_hash",
                 (error[:300], batch_id, batch_id, max_attempts)).rowcount
+            # A member that stopped being callable while in flight, and was never on the list, needs no row.
+            c.execute("DELETE FROM leads WHERE id IN (SELECT lead_id FROM batch_members WHERE batch_id = ?) "
+                      "AND seen_hash IS NULL AND acked_hash IS NULL AND batch_id IS NULL", (batch_id,))
             self._close(c, batch_id, "failed", error, now)
         return int(parked)
 
@@ -160,13 +163,15 @@ class OutboxQueries(LeadQueries):
                        max_attempts: int, now: datetime) -> None:
         """removeProspects answered: removed leads are off the list; failed ones stay pending."""
         with self.transaction() as c:
-            c.executemany("UPDATE leads SET acked_hash = NULL, batch_id = NULL WHERE id = ? AND batch_id = ?",
-                          [(lead, batch_id) for lead in removed])
+            c.executemany("UPDATE leads SET acked_hash = NULL, batch_id = NULL, attempts = 0 "
+                          "WHERE id = ? AND batch_id = ?", [(lead, batch_id) for lead in removed])
             c.executemany("DELETE FROM leads WHERE id = ? AND seen_hash IS NULL AND acked_hash IS NULL "
                           "AND batch_id IS NULL", [(lead,) for lead in removed])
             c.executemany("UPDATE leads SET batch_id = NULL, attempts = attempts + 1, "
-                          "parked = CASE WHEN attempts + 1 >= ? THEN 'CXone did not confirm the removal' "
-                          "ELSE parked END, parked_batch = CASE WHEN attempts + 1 >= ? THEN ? ELSE parked_batch END "
+                          "parked = CASE WHEN attempts + 1 >= ? AND parked IS NULL AND seen_hash IS NOT acked_hash "
+                          "THEN 'CXone did not confirm the removal' ELSE parked END, "
+                          "parked_batch = CASE WHEN attempts + 1 >= ? AND parked IS NULL "
+                          "AND seen_hash IS NOT acked_hash THEN ? ELSE parked_batch END "
                           "WHERE id = ? AND batch_id = ?",
                           [(max_attempts, max_attempts, batch_id, lead, batch_id) for lead in failed])
             c.execute("UPDATE runs SET removed = removed + ? WHERE id = ?", (len(removed), run_id))
