@@ -128,48 +128,6 @@ def sync(config: Path | None = ConfigOpt, verbose: bool = VerboseOpt) -> None:
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
-def _status_table(s: dict[str, Any]) -> Table:
-    t = Table(title="syncd status", show_header=False, box=None, pad_edge=False)
-    t.add_column(style="bold")
-    t.add_column()
-    d = s["daemon"]
-    if d["running"]:
-        t.add_row("daemon", f"running (pid {d['pid']}), {d['state']}, heartbeat {d['heartbeat_age_seconds']}s ago")
-        if d["progress"]:
-            p = d["progress"]
-            t.add_row("", f"{p['phase']}: read {p['read']:,}" + (f"/{p['total']:,}" if p["total"] else "")
-                      + f", sent {p['sent']:,}, removed {p['removed']:,}, {p['in_flight']} jobs in flight")
-        if d["next_run_at"]:
-            t.add_row("next run", str(d["next_run_at"]))
-    else:
-        t.add_row("daemon", "not running" + (f" (a sync, pid {s['lock_holder']}, holds the lock)"
-                                             if s["lock_holder"] else ""))
-    if d["last_error"]:
-        t.add_row("daemon error", str(d["last_error"]))
-    t.add_row("watermark", s["watermark"] or "none (the next run reads the whole org)")
-    w = s["window"]
-    if w:
-        pos = w["position"]
-        t.add_row("open window", f"[{w['start'] or 'beginning'}, {w['end']})"
-                  + (f" at {pos['SystemModstamp']} / {pos['Id']}" if pos else ""))
-    lr = s["last_run"]
-    if lr:
-        t.add_row("last run", f"#{lr['id']} {lr['status']} started {lr['started_at']}"
-                  + (f", finished {lr['finished_at']}" if lr["finished_at"] else ""))
-        t.add_row("", f"read {lr['read']:,} · sent {lr['sent']:,} · removed {lr['removed']:,} · "
-                      f"skipped {lr['skipped']:,}")
-        if lr["error"]:
-            t.add_row("last error", str(lr["error"]))
-    le = s["leads"]
-    t.add_row("leads", f"tracked {le['tracked']:,} · on list {le['on_list']:,} · dirty {le['dirty']:,} · "
-                       f"pending removal {le['pending_removal']:,} · parked {le['parked']:,} · "
-                       f"removed {le['removed']:,}")
-    b = s["batches"]
-    t.add_row("batches", " · ".join(f"{k} {v:,}" for k, v in b.items()))
-    t.add_row("skipped", " · ".join(f"{k} {v:,}" for k, v in s["skipped"].items()) or "none")
-    return t
-
-
 @app.command()
 def doctor(config: Path | None = ConfigOpt) -> None:
     """Check the configuration, the state, Salesforce and CXone reachability, auth and the list."""
@@ -194,7 +152,7 @@ def status(config: Path | None = ConfigOpt, as_json: bool = typer.Option(False, 
     if as_json:
         out.print_json(json.dumps(snapshot))
     else:
-        out.print(_status_table(snapshot))
+        out.print(report.status_table(snapshot))
 
 
 @app.command()
@@ -291,17 +249,14 @@ def sim(
 ) -> None:
     """Start the Salesforce + CXone simulator alone and print a matching config."""
     from syncd.sim import SIM_SECRETS, Simulator
+    from syncd.sim.faults import parse_fault
 
     simulator = Simulator(leads=leads, seed=seed, job_delay=job_delay, port=port)
     simulator.latency = {"sf.query*": sf_latency, "sf.next": sf_latency, "cxone.*": cxone_latency,
                          "batch.*": cxone_latency}
     for spec in fault:
-        route, _, rest = spec.partition("=")
-        kind, at, rate = rest.partition("@")
-        kind, _, count = kind.partition(":")
         try:
-            simulator.faults.add({"route": route, "kind": kind, "rate": float(rate) if at else None,
-                                  "count": None if at else int(count or 1), "seed": seed})
+            simulator.faults.add(parse_fault(spec, seed))
         except ValueError as e:
             say(f"syncd: --fault {spec!r}: {e}")
             raise typer.Exit(EXIT_USAGE) from None
@@ -325,7 +280,7 @@ def demo(
     seed: int = typer.Option(7),
 ) -> None:
     """Simulated org, full sync, a few hundred changes, incremental sync: no credentials needed."""
-    from syncd.demo import run_demo
+    from syncd.demo import run_demo, summary_lines
 
     logs.setup(logging.WARNING)
     bars: dict[str, Any] = {}
@@ -345,23 +300,7 @@ def demo(
                            on_step=lambda text: err.print(f"[dim]{text}[/dim]"))
     for bar, _ in bars.values():
         bar.stop()
-    # Plain, fixed-width text: the summary must read the same in a terminal, a CI log or a file.
-    row = "{:<17} {:<7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>7}"
-    lines = [f"syncd demo: {summary.leads:,} simulated leads",
-             row.format("run", "status", "read", "sent", "removed", "skipped", "uploads", "list size", "time")]
-    for r in summary.runs:
-        res = r.result
-        lines.append(row.format(r.title, res.status, f"{res.read:,}", f"{res.sent:,}", f"{res.removed:,}",
-                                f"{res.skipped:,}", r.uploads, f"{r.list_size:,}", f"{res.seconds:.1f}s"))
-    leads_now = summary.status["leads"]
-    lines += [
-        "changed in Salesforce between the runs: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(summary.changes.items())),
-        "leads not on the list, by reason: " + ", ".join(f"{k} {v:,}" for k, v in summary.status["skipped"].items()),
-        f"on the list: {leads_now['on_list']:,}; dirty: {leads_now['dirty']:,}; "
-        f"total time {time.monotonic() - started:.1f}s",
-    ]
-    print("\n".join(lines), flush=True)
+    print("\n".join(summary_lines(summary, time.monotonic() - started)), flush=True)
     if any(not r.result.ok for r in summary.runs):
         raise typer.Exit(EXIT_FAILED)
 

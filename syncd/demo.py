@@ -72,3 +72,23 @@ def run_demo(
             run("incremental sync")
             summary.status = status(config)
     return summary
+
+
+def summary_lines(summary: DemoSummary, seconds: float) -> list[str]:
+    # Plain, fixed-width text: the summary must read the same in a terminal, a CI log or a file.
+    row = "{:<17} {:<7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>7}"
+    lines = [f"syncd demo: {summary.leads:,} simulated leads",
+             row.format("run", "status", "read", "sent", "removed", "skipped", "uploads", "list size", "time")]
+    for r in summary.runs:
+        res = r.result
+        lines.append(row.format(r.title, res.status, f"{res.read:,}", f"{res.sent:,}", f"{res.removed:,}",
+                                f"{res.skipped:,}", r.uploads, f"{r.list_size:,}", f"{res.seconds:.1f}s"))
+    leads_now = summary.status["leads"]
+    lines += [
+        "changed in Salesforce between the runs: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(summary.changes.items())),
+        "leads not on the list, by reason: " + ", ".join(f"{k} {v:,}" for k, v in summary.status["skipped"].items()),
+        f"on the list: {leads_now['on_list']:,}; dirty: {leads_now['dirty']:,}; "
+        f"total time {seconds:.1f}s",
+    ]
+    return lines

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+from rich.table import Table
+
 from syncd.config import Config
 from syncd.lock import StateLock
 from syncd.store import Store, iso
@@ -78,3 +80,45 @@ def skipped(config: Config) -> Iterator[dict[str, Any]]:
         yield from store.skips()
     finally:
         store.close()
+
+
+def status_table(s: dict[str, Any]) -> Table:
+    t = Table(title="syncd status", show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    d = s["daemon"]
+    if d["running"]:
+        t.add_row("daemon", f"running (pid {d['pid']}), {d['state']}, heartbeat {d['heartbeat_age_seconds']}s ago")
+        if d["progress"]:
+            p = d["progress"]
+            t.add_row("", f"{p['phase']}: read {p['read']:,}" + (f"/{p['total']:,}" if p["total"] else "")
+                      + f", sent {p['sent']:,}, removed {p['removed']:,}, {p['in_flight']} jobs in flight")
+        if d["next_run_at"]:
+            t.add_row("next run", str(d["next_run_at"]))
+    else:
+        t.add_row("daemon", "not running" + (f" (a sync, pid {s['lock_holder']}, holds the lock)"
+                                             if s["lock_holder"] else ""))
+    if d["last_error"]:
+        t.add_row("daemon error", str(d["last_error"]))
+    t.add_row("watermark", s["watermark"] or "none (the next run reads the whole org)")
+    w = s["window"]
+    if w:
+        pos = w["position"]
+        t.add_row("open window", f"[{w['start'] or 'beginning'}, {w['end']})"
+                  + (f" at {pos['SystemModstamp']} / {pos['Id']}" if pos else ""))
+    lr = s["last_run"]
+    if lr:
+        t.add_row("last run", f"#{lr['id']} {lr['status']} started {lr['started_at']}"
+                  + (f", finished {lr['finished_at']}" if lr["finished_at"] else ""))
+        t.add_row("", f"read {lr['read']:,} · sent {lr['sent']:,} · removed {lr['removed']:,} · "
+                      f"skipped {lr['skipped']:,}")
+        if lr["error"]:
+            t.add_row("last error", str(lr["error"]))
+    le = s["leads"]
+    t.add_row("leads", f"tracked {le['tracked']:,} · on list {le['on_list']:,} · dirty {le['dirty']:,} · "
+                       f"pending removal {le['pending_removal']:,} · parked {le['parked']:,} · "
+                       f"removed {le['removed']:,}")
+    b = s["batches"]
+    t.add_row("batches", " · ".join(f"{k} {v:,}" for k, v in b.items()))
+    t.add_row("skipped", " · ".join(f"{k} {v:,}" for k, v in s["skipped"].items()) or "none")
+    return t

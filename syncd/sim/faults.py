@@ -61,6 +61,15 @@ class Rule:
         return self.rate is not None and self.rng.random() < self.rate
 
 
+def parse_fault(spec: str, seed: int) -> dict[str, Any]:
+    """``ROUTE=KIND:COUNT`` or ``ROUTE=KIND@RATE`` (``syncd sim --fault``) as a rule for ``Faults.add``."""
+    route, _, rest = spec.partition("=")
+    kind, at, rate = rest.partition("@")
+    kind, _, count = kind.partition(":")
+    return {"route": route, "kind": kind, "rate": float(rate) if at else None,
+            "count": None if at else int(count or 1), "seed": seed}
+
+
 def sf_error(status: int, code: str, message: str) -> Response:
     return Response(status, [{"message": message, "errorCode": code, "fields": []}])
 
