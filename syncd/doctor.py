@@ -29,9 +29,13 @@ def _state(config: Config) -> str:
     path = config.state.path
     if path.exists():
         store = Store(path, readonly=True)
-        store.close()
+        try:
+            store.check_integrity()  # quick_check: a damaged file is said here, before a run trips on it
+        finally:
+            store.close()
         holder = StateLock(path).held_by_other()
-        return f"{path} is a syncd database" + (f" (pid {holder} holds the lock)" if holder else "")
+        return f"{path} is a syncd database and passed its integrity check" + (
+            f" (pid {holder} holds the lock)" if holder else "")
     parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
     if parent is None or not os.access(parent, os.W_OK):
         raise SyncdError(f"{path} does not exist and {parent} is not writable")

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ import pytest
 
 from syncd import http
 from syncd.config import config_from_text
+from syncd.daemon import Daemon
 from syncd.errors import ConfigError, LockHeld, RemoteUnavailable, StateError
 from syncd.lock import StateLock
 from syncd.report import status
@@ -398,3 +400,79 @@ def test_a_missing_wal_after_an_unclean_stop_is_noticed(env: Env) -> None:
     assert syncd(env, "reset", "--yes").returncode == 0
     assert syncd(env, "sync").returncode == 0
     assert env.list_phones() == oracle.expected(env.sim.leads())
+
+
+@pytest.mark.parametrize(("damage_sql", "says"), [
+    ("DROP TABLE skips", "lacks the table skips"),
+    ("DELETE FROM sync_state", "lacks its sync_state row"),
+    ("UPDATE sync_state SET watermark = 'last tuesday'", "the sync_state row of {db} is unreadable"),
+])
+def test_broken_state_is_one_line_and_nothing_is_lost_once_fixed(env: Env, damage_sql: str, says: str) -> None:
+    env.sim.seed_leads(120, seed=97)
+    assert env.sync().ok
+    db = env.tmp / "state" / "syncd.db"
+    raw = sqlite3.connect(db)
+    raw.execute(damage_sql)
+    raw.commit()
+    raw.close()
+    for command in ("sync", "status"):
+        proc = syncd(env, command)
+        assert proc.returncode == 1, (command, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        text = proc.stderr + proc.stdout
+        assert says.format(db=db) in text, text
+    db.unlink()  # the way back the message names: move the file away (here: remove it)
+    assert syncd(env, "sync").returncode == 0
+    assert env.list_phones() == oracle.expected(env.sim.leads())
+
+
+def test_doctor_runs_the_integrity_check(env: Env) -> None:
+    env.sim.seed_leads(2000, seed=98)
+    assert env.sync().ok
+    assert "passed its integrity check" in syncd(env, "doctor").stdout
+    damage(env.tmp / "state" / "syncd.db")
+    proc = syncd(env, "doctor")
+    assert proc.returncode == 1
+    assert "FAIL  state: the state database" in proc.stdout
+    assert "failed its integrity check" in proc.stdout
+
+
+def test_the_daemon_checks_integrity_daily_and_stops_on_damage(env: Env) -> None:
+    env.sim.seed_leads(2000, seed=99)
+    assert env.sync().ok
+    config = env.config()
+    daemon = Daemon(config, env.secrets(config))
+    daemon.store = Store(config.state.path)
+    daemon._integrity_job()
+    assert (daemon.exit_code, daemon.stop.is_set()) == (0, False)
+    daemon.store.close()
+    damage(config.state.path)
+    daemon.store = Store(config.state.path)
+    daemon._integrity_job()
+    assert (daemon.exit_code, daemon.stop.is_set()) == (1, True)
+    assert "failed its integrity check" in (daemon.store.daemon()["last_error"] or "")
+    daemon.store.close()
+
+
+class LyingIndex:
+    """A store whose pending index says leads wait that staging cannot find (a damaged file)."""
+
+    path = Path("/state/syncd.db")
+    batches_closed = 0
+
+    def count_pending(self, kind: str, up_to: int | None = None) -> int:
+        return 5 if kind == "upsert" else 0
+
+    def stage_pending(self, *args: object) -> int:
+        return 1
+
+
+def test_staging_that_cannot_shrink_the_pending_set_stops_instead_of_looping(env: Env) -> None:
+    from syncd.context import RunContext
+    from syncd.outbox import Outbox
+
+    config = env.config(batch_size=5)
+    ctx = RunContext(config, LyingIndex(), object(), lambda: datetime.now(timezone.utc), lambda: None)  # type: ignore[arg-type]
+    ctx.sink = type("Sink", (), {"can_remove": True})()
+    with pytest.raises(StateError, match="counts 5 leads waiting to be staged but only 1 could be"):
+        Outbox(ctx).stage(final=True)
