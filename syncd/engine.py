@@ -14,7 +14,7 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,12 +61,16 @@ class RunResult:
         return self.status == "ok"
 
 
-def unexpected(e: BaseException) -> str:
-    """An unexpected error as one line: its type, where it was raised, and its message without quoted
-    values (they may hold lead data). Secrets are redacted again by the log filter."""
+def unexpected(e: BaseException, secrets: Iterable[str] = ()) -> str:
+    """An unexpected error as one line for the runs table: its type, where it was raised, and its
+    message with every known secret redacted and without quoted values (they may hold lead data)."""
     frame = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
     where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
-    message = QUOTED.sub("'…'", str(e))[:200]
+    message = str(e)
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            message = message.replace(secret, "[REDACTED]")
+    message = QUOTED.sub("'…'", message)[:200]
     return f"unexpected {type(e).__name__}{where}: {message} (a bug: please report it)"
 
 
@@ -132,7 +136,7 @@ class Engine:
             # A bug must not leave the run "running" and repeat every run unnoticed: it is recorded as
             # a failed run with its type and where it happened; the traceback (which may hold lead
             # data) is logged at DEBUG only.
-            status, error = "failed", unexpected(e)
+            status, error = "failed", unexpected(e, self.sf.secrets.values())
             log.error("run %d failed: %s", self.run_id, error)
             log.debug("traceback of run %d", self.run_id, exc_info=True)
         except BaseException:
