@@ -161,13 +161,16 @@ def path_of(url: str) -> str:
     return urlsplit(url).path or "/"
 
 
-# Each thread's pending network call: the monotonic time by which it must have ended.
+# Each thread's pending network call: the monotonic time by which it must have ended. The pacer
+# thread reads it while sync threads write it, hence the lock.
 _waits: dict[int, float] = {}
+_waits_lock = threading.Lock()
 
 
 def network_wait_until() -> float:
     """Until when some thread may legitimately still be waiting on a remote (0: none is)."""
-    return max(_waits.values(), default=0.0)
+    with _waits_lock:
+        return max(_waits.values(), default=0.0)
 
 
 def send(session: requests.Session, method: str, url: str, remote: str, **kwargs: Any) -> requests.Response:
@@ -180,7 +183,8 @@ def send(session: requests.Session, method: str, url: str, remote: str, **kwargs
     retries = getattr(session, "retries", 0)
     factor, cap = getattr(session, "backoff", (0.5, 30.0))
     thread = threading.get_ident()
-    _waits[thread] = time.monotonic() + worst
+    with _waits_lock:
+        _waits[thread] = time.monotonic() + worst
     kw: dict[str, Any] = {"remote": remote, "method": method, "path": path_of(url)}
     try:
         for attempt in range(retries + 1):
@@ -212,7 +216,8 @@ def send(session: requests.Session, method: str, url: str, remote: str, **kwargs
     except requests.exceptions.RequestException as e:
         raise RemoteUnavailable(type(e).__name__, **kw) from e
     finally:
-        _waits.pop(thread, None)
+        with _waits_lock:
+            _waits.pop(thread, None)
     if 300 <= resp.status_code < 400:
         target = urlsplit(resp.headers.get("Location", "")).hostname or urlsplit(url).hostname or "?"
         raise Redirected(f"redirected to {target}; syncd follows no redirect (check the configured URL)",
