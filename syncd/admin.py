@@ -11,8 +11,10 @@ from typing import Any
 
 from syncd.clock import utcnow
 from syncd.config import Config
+from syncd.cxone import sink_can_remove
 from syncd.errors import LockHeld, Refused
 from syncd.lock import StateLock
+from syncd.outbox import sendable_kinds
 from syncd.store import Store
 
 log = logging.getLogger(__name__)
@@ -29,8 +31,8 @@ def replay_job(config: Config, ref: str) -> list[tuple[str, str, int]]:
             where = f" as CXone job {batch['job_id']}" if batch["job_id"] else ""
             raise Refused(f"batch {batch['id']} is still in flight ({batch['state']}{where}); "
                           "replay it once it has completed or failed")
-        can_remove = config.cxone.api == "call-lists"
-        staged, unsendable = store.replay(batch["id"], utcnow(), ("upsert", "remove") if can_remove else ("upsert",))
+        kinds = sendable_kinds(sink_can_remove(config.cxone.api))
+        staged, unsendable = store.replay(batch["id"], utcnow(), kinds)
         if unsendable and not staged:
             raise Refused(f"batch {batch['id']} holds {unsendable} removal{'s' * (unsendable != 1)}, which the "
                           f"{config.cxone.api} API cannot send; nothing was staged (they stay pending removal, "
@@ -52,21 +54,21 @@ def reset(config: Config) -> dict[str, Any]:
     With no syncd running, it also accepts what an unclean stop left (the mark that makes the next
     writer check the file, or refuse a missing ``-wal``): reset is the operator saying so.
     """
-    lock: StateLock | None = StateLock(config.state.path)
+    lock = StateLock(config.state.path)
     try:
-        assert lock is not None
         lock.acquire()
+        held = True
     except LockHeld:
-        lock = None  # a running syncd: it owns the mark, and picks the rewind up at its next safe point
+        held = False  # a running syncd: it owns the mark, and picks the rewind up at its next safe point
     store = Store(config.state.path, create=False)
     try:
         before = store.sync_state()
         store.rewind()
-        if lock is not None:
+        if held:
             lock.mark_closed()
         return {"watermark": before.watermark.isoformat() if before.watermark else None,
                 "window_open": before.in_window}
     finally:
         store.close()
-        if lock is not None:
+        if held:
             lock.release()

@@ -32,14 +32,13 @@ from syncd.clock import utcnow
 from syncd.config import Config
 from syncd.context import Progress
 from syncd.engine import RunResult
-from syncd.errors import SyncdError
+from syncd.errors import StateError, SyncdError
 from syncd.http import network_wait_until
 from syncd.lock import StateLock
 from syncd.notify import Notifier
 from syncd.runner import close_state, open_state, run_engine, tune_gc
 from syncd.secrets import Secrets
 from syncd.store import Store
-from syncd.store.db import way_back
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)
@@ -133,13 +132,14 @@ class Daemon:
         """Daily ``quick_check``: a damaged state stops the service with a message, never a quiet run."""
         if self.store is None or self.stop.is_set():
             return
-        with self._store_lock:
-            problem = self.store.integrity_problem()
-        if problem is None:
+        try:
+            with self._store_lock:
+                self.store.check_integrity()
+        except StateError as e:
+            error = str(e)
+        else:
             log.info("state integrity check passed")
             return
-        error = (f"the state database {self.config.state.path} failed its integrity check ({problem[:200]}); "
-                 f"{way_back(self.config.state.path)}")
         log.error("%s; stopping", error)
         self._record(last_error=error)
         self.exit_code = 1

@@ -197,8 +197,8 @@ def send(session: requests.Session, method: str, url: str, remote: str, **kwargs
                                             f"({attempt + 1} attempts)", **kw) from None
                 time.sleep(min(cap, factor * 2 ** attempt))
     except AnswerTooLarge:
-        cap = getattr(session, "max_answer_bytes", MAX_ANSWER_BYTES)
-        raise ProtocolError(f"the answer is larger than {cap:,} bytes, more than one answer may hold; refused",
+        limit = getattr(session, "max_answer_bytes", MAX_ANSWER_BYTES)
+        raise ProtocolError(f"the answer is larger than {limit:,} bytes, more than one answer may hold; refused",
                             **kw) from None
     except requests.exceptions.SSLError as e:
         host = urlsplit(url).hostname or "?"

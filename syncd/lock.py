@@ -58,7 +58,7 @@ class StateLock:
             os.close(fd)
             raise LockHeld(f"another syncd (pid {holder or 'unknown'}) holds the state lock {self.path}") from None
         previous = os.pread(fd, 64, 0).decode(errors="replace").strip()
-        self.unclean = previous.endswith(OPEN_MARK.strip()) and previous != OPEN_MARK.strip()
+        self.unclean = previous.endswith(OPEN_MARK)
         self._fd = fd
         # An unclean mark stays until the state has been checked and opened (mark_open): a check that
         # fails, or a death before it ends, leaves the next writer to check again.
@@ -100,5 +100,5 @@ class StateLock:
 
 
 def _holder(fd: int) -> int | None:
-    text = os.pread(fd, 64, 0).decode(errors="replace").strip().removesuffix(OPEN_MARK.strip()).strip()
+    text = os.pread(fd, 64, 0).decode(errors="replace").strip().removesuffix(OPEN_MARK)
     return int(text) if text.isdigit() else None

@@ -16,6 +16,11 @@ from syncd.failpoints import failpoint
 log = logging.getLogger(__name__)
 
 
+def sendable_kinds(can_remove: bool) -> tuple[str, ...]:
+    """The batch kinds a sink can be sent: never stage a batch it cannot deliver."""
+    return ("upsert", "remove") if can_remove else ("upsert",)
+
+
 class Outbox:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
@@ -28,8 +33,7 @@ class Outbox:
         self._bounds_at_closed = ctx.store.batches_closed
 
     def kinds(self) -> tuple[str, ...]:
-        """What this sink can be sent: never stage a batch it cannot deliver."""
-        return ("upsert", "remove") if self.ctx.sink.can_remove else ("upsert",)
+        return sendable_kinds(self.ctx.sink.can_remove)
 
     def added(self, eligible: int, skipped: int) -> None:
         """A page was applied: only an eligible lead can start waiting for an upsert, only a skipped one

@@ -41,6 +41,17 @@ class ContactSink(Protocol):
         """What the remote says about the target list (for doctor and demo)."""
 
 
+def sink_can_remove(api: str) -> bool:
+    """Whether the sink of ``cxone.api`` can take leads off the list (without building one)."""
+    if api == "call-lists":
+        from syncd.cxone.calllists import CallListsSink
+
+        return CallListsSink.can_remove
+    from syncd.cxone.batch import ContactsBatchSink
+
+    return ContactsBatchSink.can_remove
+
+
 def make_sink(config: Config, secrets: Secrets, session: requests.Session,
               now: Callable[[], datetime]) -> ContactSink:
     if config.cxone.api == "call-lists":

@@ -158,18 +158,14 @@ class Database:
                     f"SELECT count(*) FROM {table} WHERE id = 1").fetchone()[0] != 1:  # noqa: S608 - fixed names
                 raise StateError(f"the state database {self.path} lacks its {table} row; {way_back(self.path)}")
 
-    def integrity_problem(self) -> str | None:
-        """``PRAGMA quick_check``: None when the file is sound, else SQLite's first complaint."""
+    def check_integrity(self) -> None:
+        """``PRAGMA quick_check``: a file that fails it stops syncd, naming SQLite's first complaint."""
         try:
             rows = self.conn.execute("PRAGMA quick_check(5)").fetchall()
+            problem = str(rows[0][0]) if rows else "no answer"
         except sqlite3.Error as e:
-            return str(e)
-        first = str(rows[0][0]) if rows else "no answer"
-        return None if first == "ok" else first
-
-    def check_integrity(self) -> None:
-        problem = self.integrity_problem()
-        if problem is not None:
+            problem = str(e)
+        if problem != "ok":
             raise StateError(f"the state database {self.path} failed its integrity check ({problem[:200]}); "
                              f"{way_back(self.path)}")
 
