@@ -246,12 +246,20 @@ def sim(
                                     "sf.next=503:2 or '*=429@0.05' (repeatable; see syncd/sim/faults.py)"),
     sf_latency: float = typer.Option(0.0, help="Seconds each Salesforce query page takes."),
     cxone_latency: float = typer.Option(0.0, help="Seconds each CXone API call takes."),
+    overwrite: str = typer.Option("upsert", help="What forceOverwrite does: upsert | replace (the whole list)."),
+    removal: str = typer.Option("removes", help="What removeProspects does: removes | fails | noop."),
+    readd: str = typer.Option("reactivates", help="A removed record uploaded again: reactivates | stays-removed."),
 ) -> None:
     """Start the Salesforce + CXone simulator alone and print a matching config."""
     from syncd.sim import SIM_SECRETS, Simulator
     from syncd.sim.faults import parse_fault
 
     simulator = Simulator(leads=leads, seed=seed, job_delay=job_delay, port=port)
+    try:
+        simulator.set_readings(overwrite=overwrite, removal=removal, readd=readd)
+    except ValueError as e:
+        say(f"syncd: {e}")
+        raise typer.Exit(EXIT_USAGE) from None
     simulator.latency = {"sf.query*": sf_latency, "sf.next": sf_latency, "cxone.*": cxone_latency,
                          "batch.*": cxone_latency}
     for spec in fault:
@@ -263,6 +271,8 @@ def sim(
     url = simulator.start()
     lines = [f"# simulator: Salesforce, CXone call-lists and contacts-batch at {url}",
              f"# control surface: {url}/_sim/info (leads, list, uploads, stats)",
+             f"# CXone readings: forceOverwrite {overwrite}, removeProspects {removal}, re-add {readd}; "
+             "scratch list 4321 for `syncd doctor --probe --list-id 4321`",
              "# secrets (export these):"]
     lines += [f"#   export {k}={v}" for k, v in SIM_SECRETS.items()]
     print("\n".join(lines) + "\n" + simulator.config_toml(api=api), flush=True)

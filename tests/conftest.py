@@ -47,9 +47,8 @@ class Env:
                                                           if k not in ("batch_size", "lag_seconds")})
 
     def list_records(self) -> dict[str, dict[str, str]]:
-        with self.sim.lock:
-            self.sim.cx.settle()
-            return dict(self.sim.cx.lists[1234].records)
+        """The callable set: the records a dialer would call now (never what syncd says it sent)."""
+        return self.sim.cx.callable()
 
     def list_phones(self) -> dict[str, str]:
         return {k: v["PhoneNumber"] for k, v in self.list_records().items()}

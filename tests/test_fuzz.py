@@ -98,7 +98,7 @@ def drive(env: Env, served: list[list[Any]]) -> int:
 
             for upload in sim.cx.uploads:
                 assert len(upload["externalIds"]) == len(set(upload["externalIds"])), "an id twice in one batch"
-            listed = sim.cx.lists[1234].records
+            listed = {k: r.row for k, r in sim.cx.lists[1234].records.items()}
             for lead_id, payload in store.confirmed_rows().items():
                 values = next(csv.reader(io.StringIO(payload)))
                 assert len(values) == len(CSV_COLUMNS)
@@ -129,6 +129,6 @@ def test_a_hostile_page_with_callable_leads_reaches_the_list(env: Env) -> None:
     assert drive(env, served) >= 1
     # IDS[0]'s latest record cannot fit CXone's 512 characters, so only IDS[1] may be on the list.
     assert set(env.sim.cx.lists[1234].records) == {IDS[1]}
-    row = env.sim.cx.lists[1234].records[IDS[1]]
+    row = env.sim.cx.lists[1234].records[IDS[1]].row
     assert row["PhoneNumber"] == "+442079460958"
     assert row["LastName"] == "evil"  # the bidi override and the NUL are gone

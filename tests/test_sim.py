@@ -112,7 +112,7 @@ def test_cxone_call_list_upload_job_and_removal(sim: Simulator) -> None:
                               json={"prospectsToRemove": [{"externalId": "A1"}, {"externalId": "ZZ"}]}).json()
     assert [r["externalId"] for r in removed["successfulRecords"]] == ["A1"]
     assert [r["externalId"] for r in removed["failedRecords"]] == ["ZZ"]
-    listed = requests.get(f"{sim.url}/_sim/cxone/list", timeout=10).json()["records"]
+    listed = requests.get(f"{sim.url}/_sim/cxone/list", timeout=10).json()["callable"]
     assert set(listed) == {"A2"}
     assert listed["A2"]["FirstName"] == "Bo, Jr"
 

@@ -234,7 +234,10 @@ client_id = "{cx.CLIENT_ID}"
         return {"url": self.url, "salesforce": {"login_url": self.url, "client_id": sf.CLIENT_ID},
                 "cxone": {"issuer": self.url, "client_id": cx.CLIENT_ID, "list_id": 1234, "skill_id": 5678,
                           "token_url": f"{self.url}/oauth2/token", "base_url": self.url},
-                "leads": len(self.sf.leads), "job_delay": self.cx.job_delay}
+                "leads": len(self.sf.leads), "job_delay": self.cx.job_delay,
+                "readings": {"overwrite": self.cx.readings.overwrite, "removal": self.cx.readings.removal,
+                             "readd": self.cx.readings.readd},
+                "scratch_list_id": cx.SCRATCH_LIST, "dnc_group_id": cx.DNC_GROUP}
 
     def stats_view(self) -> dict[str, Any]:
         with self.lock:
@@ -266,6 +269,14 @@ client_id = "{cx.CLIENT_ID}"
                                       ("api_used", self.sf, "api_used")):
                 if key in body:
                     setattr(target, attr, type(getattr(target, attr))(body[key]))
+            try:
+                for name in ("overwrite", "removal", "readd"):
+                    if name in body:
+                        self.cx.readings.set(name, str(body[name]))
+            except ValueError as e:
+                return Response(400, {"error": str(e)})
+            if "reject_ids" in body:
+                self.cx.reject_ids = {str(i) for i in body["reject_ids"]}
         return Response(200, self.info())
 
     def _c_revoke(self, req: Request) -> Response:
@@ -277,10 +288,19 @@ client_id = "{cx.CLIENT_ID}"
         return Response(200, {"revoked": which})
 
     def _c_list(self, req: Request) -> Response:
+        list_id = int(req.arg("list_id", "1234"))
         with self.lock:
             self.cx.settle()
-            target = self.cx.lists[int(req.arg("list_id", "1234"))]
-            return Response(200, {"records": target.records, "invalid": target.invalid})
+            target = self.cx.lists[list_id]
+            every = {ext: target.view(ext, r, self.now()) for ext, r in target.records.items()}
+            return Response(200, {"callable": self.cx.callable(list_id), "records": every, "invalid": target.invalid,
+                                  "dnc": {g: sorted(self.cx.dnc.numbers(g)) for g in self.cx.dnc.groups}})
+
+    def set_readings(self, **readings: str) -> None:
+        """Pick the answer to each UNVERIFIED CXone behaviour (see ``syncd/sim/calllist.py``)."""
+        with self.lock:
+            for name, value in readings.items():
+                self.cx.readings.set(name, value)
 
     def _c_contacts(self, req: Request) -> Response:
         with self.lock:

@@ -1,4 +1,5 @@
-"""Simulated NICE CXone: Admin API calling lists (with OpenID discovery) and the v2 contacts batch API."""
+"""Simulated NICE CXone: Admin API calling lists (with OpenID discovery), DNC groups and the v2 contacts
+batch API. How a list's records behave (and which of them a dialer would call) is in ``calllist.py``."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from typing import Any
 
 import jwt
 
+from syncd.sim.calllist import CallList, Readings, expiry_moment
+from syncd.sim.dnc import DncGroup, DncSim
 from syncd.sim.http import Request, Response, Router
 
 CLIENT_ID = "sim-cxone-client"
@@ -32,19 +35,12 @@ DEFAULT_COLUMNS = ["ExternalId", "PhoneNumber", "FirstName", "LastName", "Compan
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MAX_RECORD = 512
 MAX_BATCH = 500
+SCRATCH_LIST = 4321  # a second list, for `syncd doctor --probe --list-id 4321`
+DNC_GROUP = 77
 
 
 def iso(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class CallList:
-    list_id: int
-    name: str
-    columns: list[str]  # the list's mapping: which CSV column names it expects, in canonical order
-    records: dict[str, dict[str, str]] = field(default_factory=dict)
-    invalid: int = 0
 
 
 @dataclass
@@ -59,6 +55,8 @@ class Job:
     applied: bool = False
     failed_records: int = 0
     reported: bool = False  # a poll has answered it complete or cancelled
+    skill: int = 0
+    expiration: str = ""
 
 
 @dataclass
@@ -78,10 +76,25 @@ class CXoneSim:
     seq: int = 0  # orders uploads and removals as they happened
     cancel_next: int = 0  # the next N jobs are cancelled by "CXone"
     fail_contacts_next: int = 0  # the next contacts batch completes with this many of its contacts failed
+    readings: Readings = field(default_factory=Readings)
+    reject_ids: set[str] = field(default_factory=set)  # rows CXone drops silently (the job still completes)
+    dnc: DncSim = field(init=False)
     signing_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
     def __post_init__(self) -> None:
         self.lists[1234] = CallList(1234, "Salesforce Leads", list(DEFAULT_COLUMNS))
+        self.lists[SCRATCH_LIST] = CallList(SCRATCH_LIST, "syncd probe scratch", list(DEFAULT_COLUMNS))
+        self.dnc = DncSim(self.now, self.lock, self._authed)
+        # A DNC group that scrubs the list's skill, and one that scrubs nothing (doctor must tell them apart).
+        self.dnc.groups[DNC_GROUP] = DncGroup(DNC_GROUP, "syncd suppression", skills={5678})
+        self.dnc.groups[DNC_GROUP + 1] = DncGroup(DNC_GROUP + 1, "unscrubbed")
+
+    def callable(self, list_id: int = 1234) -> dict[str, dict[str, str]]:
+        """The records a dialer would call now: ExternalId → the record's fields."""
+        with self.lock:
+            self.settle()
+            found = self.lists[list_id].callable_set(self.now(), self.dnc.blocked)
+            return {ext: dict(r.row) for ext, r in found.items()}
 
     def routes(self, r: Router) -> None:
         r.add("GET", "/.well-known/openid-configuration", "cxone.openid", self.openid)
@@ -92,6 +105,7 @@ class CXoneSim:
         r.add("GET", api + "/jobs/{job_id}", "cxone.job", self.job)
         r.add("DELETE", api + "/{list_name}/removeProspects", "cxone.remove", self.remove)
         r.add("GET", api + "/{list_id}", "cxone.list", self.list_info)
+        self.dnc.routes(r)
         r.add("POST", "/oauth2/token", "batch.token", self.batch_token)
         r.add("POST", "/v2/contact-center/contacts/batch", "batch.submit", self.batch_submit)
         r.add("GET", "/v2/contact-center/contacts/batch/{job_id}", "batch.job", self.batch_job)
@@ -144,9 +158,7 @@ class CXoneSim:
         now = self.now()
         for job in self.jobs.values():
             if not job.applied and not job.cancelled and job.complete_at is not None and now >= job.complete_at:
-                target = self.lists[job.list_id]
-                for row in job.rows:
-                    target.records[row["ExternalId"]] = row
+                self.lists[job.list_id].apply(job.rows, job.skill, job.expiration, self.readings)
                 job.applied = True
         for job in self.batch_jobs.values():
             if not job.applied and not job.cancelled and job.complete_at is not None and now >= job.complete_at:
@@ -195,13 +207,20 @@ class CXoneSim:
             for line, values in zip(lines[1:], reader, strict=False):
                 record = dict(zip(DEFAULT_COLUMNS, values, strict=False))
                 phone = record.get("PhoneNumber", "")
-                if len(line) > MAX_RECORD or not record.get("ExternalId") or not E164.match(phone):
-                    invalid += 1
+                if len(line) > MAX_RECORD or not record.get("ExternalId") or not E164.match(phone) \
+                        or record["ExternalId"] in self.reject_ids:
+                    invalid += 1  # dropped silently: the job completes, only the list's counts show it
                     continue
                 rows.append(record)
                 digests.append(hashlib.blake2b(line.encode(), digest_size=8).hexdigest())
+            expiration = body.get("expirationDate") or ""
+            try:
+                expiry_moment(str(expiration))
+            except ValueError:
+                return Response(400, {"error": "expirationDate is not a date"})
             target.invalid += invalid
-            job = self._new_job(rows, file_name=str(body["fileName"]), list_id=target.list_id)
+            job = self._new_job(rows, file_name=str(body["fileName"]), list_id=target.list_id,
+                                skill=body["skillId"], expiration=str(expiration))
             self.jobs[job.job_id] = job
             unacked = sum(1 for j in self.jobs.values()
                           if j.list_id == target.list_id and not j.reported and j is not job)
@@ -209,6 +228,7 @@ class CXoneSim:
             self.uploads.append({"jobId": job.job_id, "fileName": job.file_name, "rows": len(rows) + invalid,
                                  "unacked": unacked, "seq": self.seq,
                                  "invalid": invalid, "externalIds": [r["ExternalId"] for r in rows],
+                                 "phones": [r["PhoneNumber"] for r in rows], "listId": target.list_id,
                                  "digests": digests, "bytes": len(req.body), "at": iso(job.submitted),
                                  "options": {k: v for k, v in body.items() if k != "listFile"}})
             return Response(202, {"jobId": int(job.job_id)})
@@ -237,10 +257,9 @@ class CXoneSim:
             target = self._list(req.params["list_id"])
             if target is None:
                 return Response(404, {"error": "list not found"})
-            n = len(target.records)
-            return Response(200, {"resultSet": {"listId": target.list_id, "listName": target.name, "status": "Active",
-                                                "totalRecords": n + target.invalid, "validRecords": n,
-                                                "invalidRecords": target.invalid, "finalizedRecords": n}})
+            if req.arg("includeRecords").lower() != "true":
+                return Response(200, {"resultSet": target.summary(self.now())})
+            return Response(200, stream=target.download(self.now(), self.lock))
 
     def remove(self, req: Request) -> Response:
         if not self._authed(req):
@@ -257,13 +276,12 @@ class CXoneSim:
             partial = req.params.get("_fault") == "partial"
             for i, item in enumerate(body["prospectsToRemove"]):
                 ext = str(item.get("externalId", "")) if isinstance(item, dict) else ""
-                if partial and i % 2 == 1:
-                    failed.append({"externalId": ext, "resultCode": "InternalError"})
-                elif ext in target.records:
-                    del target.records[ext]
+                outcome = "failed" if partial and i % 2 == 1 else target.remove(ext, self.readings)
+                if outcome == "removed":
                     ok.append({"externalId": ext, "resultCode": "Success"})
                 else:
-                    failed.append({"externalId": ext, "resultCode": "NotFound"})
+                    code = {"failed": "InternalError", "missing": "NotFound"}[outcome]
+                    failed.append({"externalId": ext, "resultCode": code})
             self.seq += 1
             self.removals.append({"removed": [r["externalId"] for r in ok], "failed": [r["externalId"] for r in failed],
                                   "at": iso(self.now()), "seq": self.seq})

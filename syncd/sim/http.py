@@ -6,7 +6,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -39,6 +39,7 @@ class Response:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None  # sent as is (for deliberately broken answers)
+    stream: Iterable[bytes] | None = None  # a large body, sent in pieces as they are made (chunked)
     declared_length: int | None = None  # a Content-Length other than the body's (an answer cut short)
     trickle: float = 0.0  # seconds between each byte of the body (a remote that sends one byte at a time)
 
@@ -99,6 +100,9 @@ class Server:
                     after()
                     self.close_connection = True
                     return
+                if resp.stream is not None:
+                    self._send_stream(resp)
+                    return
                 data = resp.raw if resp.raw is not None else b"" if resp.body is None else _encode(resp.body)
                 self.send_response(resp.status)
                 if resp.raw is None and resp.body is not None:
@@ -116,6 +120,17 @@ class Server:
                     self.wfile.write(data)
                 if resp.declared_length is not None:
                     self.close_connection = True  # the rest never comes
+
+            def _send_stream(self, resp: Response) -> None:
+                assert resp.stream is not None
+                self.send_response(resp.status)
+                self.send_header("Content-Type", "application/json;charset=UTF-8")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for piece in resp.stream:
+                    if piece:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
 
             do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _handle
 
