@@ -31,7 +31,7 @@ def replay_job(config: Config, ref: str) -> list[tuple[str, str, int]]:
             where = f" as CXone job {batch['job_id']}" if batch["job_id"] else ""
             raise Refused(f"batch {batch['id']} is still in flight ({batch['state']}{where}); "
                           "replay it once it has completed or failed")
-        kinds = sendable_kinds(sink_can_remove(config.cxone.api))
+        kinds = sendable_kinds(config) if sink_can_remove(config.cxone.api) else ("upsert",)
         staged, unsendable = store.replay(batch["id"], utcnow(), kinds)
         if unsendable and not staged:
             raise Refused(f"batch {batch['id']} holds {unsendable} removal{'s' * (unsendable != 1)}, which the "

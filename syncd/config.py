@@ -150,7 +150,12 @@ class CallListsConfig(Section):
     skill_id: Annotated[int, Field(ge=1)]
     start_skill: bool = False
     expiration_days: Annotated[int, Field(ge=0, le=3650)] = 30
+    refresh_before_days: Annotated[int, Field(ge=0, le=3650)] = 5
     default_time_zone: str = ""
+    source_name: str = ""  # removeProspects' source; empty: list_name
+    upload_mode: Literal["upsert", "snapshot"] = "upsert"
+    removal: Literal["remove-prospects", "expire-only"] = "remove-prospects"
+    dnc_group_id: Annotated[int, Field(ge=0)] = 0
     columns: dict[str, str] = {}
 
     _urls = field_validator("issuer")(check_url)
@@ -169,6 +174,20 @@ class CallListsConfig(Section):
             if not name or any(c in name for c in ',"\r\n'):
                 raise ValueError(f"column name for {key} must be non-empty without commas, quotes or newlines")
         return v
+
+    @model_validator(mode="after")
+    def _expiry(self) -> CallListsConfig:
+        if self.removal == "expire-only" and not self.expiration_days:
+            raise ValueError("removal = 'expire-only' needs expiration_days > 0: a record that never expires "
+                             "would never leave the list")
+        if self.expiration_days and self.refresh_before_days >= self.expiration_days:
+            raise ValueError(f"refresh_before_days ({self.refresh_before_days}) must be below expiration_days "
+                             f"({self.expiration_days}), or every lead is re-sent every run")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.source_name or self.list_name
 
     def header(self) -> list[str]:
         return [self.columns.get(c, c) for c in CSV_COLUMNS]
@@ -189,6 +208,8 @@ class CXoneConfig(Section):
     poll_interval_seconds: PositiveSeconds = 5.0
     job_timeout_seconds: PositiveSeconds = 1800.0
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    verify_every_hours: Annotated[float, Field(ge=0, le=24 * 366)] = 24.0
+    max_removal_percent: Annotated[float, Field(ge=0, le=100)] = 20.0
     call_lists: CallListsConfig | None = None
     contacts_batch: ContactsBatchConfig | None = None
 

@@ -25,9 +25,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from syncd.store.leads import LeadUpdate
-from syncd.transform import Contact, Rules, Skip, transform
+from syncd.transform import Contact, Rules, Skip, dnc_numbers, transform
 
 HASH_VERSION = 1
+# Skip reasons checked before (or at) Do Not Call: only these can hide a lead flagged Do Not Call.
+_MAY_BE_DNC = frozenset({"deleted", "converted", "do_not_call"})
 
 _SORTED_FIELDS = tuple(sorted(Contact._fields))
 _sorted_values = operator.itemgetter(*(Contact._fields.index(name) for name in _SORTED_FIELDS))
@@ -98,9 +100,10 @@ def page_updates(records: Iterable[Any], rules: Rules, render: Callable[[Contact
         if type(outcome) is Contact:
             payload = render(outcome)
             if max_chars is None or len(payload) <= max_chars:
-                add(LeadUpdate(outcome.external_id, stamp, content_hash(outcome), payload))
+                add(LeadUpdate(outcome.external_id, stamp, content_hash(outcome), payload, phone=outcome.phone))
                 continue
             outcome = Skip(outcome.external_id, "too_long", f"{len(payload)} > {max_chars} characters")
         assert isinstance(outcome, Skip)
-        add(LeadUpdate(outcome.lead_id, stamp, reason=outcome.reason, detail=outcome.detail))
+        add(LeadUpdate(outcome.lead_id, stamp, reason=outcome.reason, detail=outcome.detail,
+                       dnc=dnc_numbers(record, rules) if outcome.reason in _MAY_BE_DNC else ()))
     return updates

@@ -1,10 +1,12 @@
-"""One sync run: resume → extract → stage → load, as a resumable state machine.
+"""One sync run: resume → extract → stage → load → verify, as a resumable state machine.
 
 Order of work in every run (DESIGN.md, "Resume"): poll jobs left ``submitted``, upload batches left
-``staged``, continue the saved window (or open a new one), stage what became dirty, and drain the
-outbox. Every boundary is a named failpoint; every step's effect is committed before the next
-remote call, so a crash anywhere resumes from the last commit. Whatever ends a run, it never stays
-``running``: the ``finally`` below records how it ended.
+``staged``, mark records that expired or are due their keep-alive, continue the saved window (or open
+a new one), pass the mass-removal guard, stage what became dirty, drain the outbox (suppressions and
+removals first), and verify the list when it is due (delivering again what verification found wrong).
+Every boundary is a named failpoint; every step's effect is committed before the next remote call,
+so a crash anywhere resumes from the last commit. Whatever ends a run, it never stays ``running``:
+the ``finally`` below records how it ended.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ import re
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from syncd.clock import Clock, utcnow
 from syncd.config import Config
 from syncd.context import Progress, RunContext
 from syncd.cxone import ContactSink
 from syncd.diff import page_updates
-from syncd.errors import ApiLimitReached, StopRequested, SyncdError
+from syncd.errors import ApiLimitReached, ReadingMismatch, StopRequested, SyncdError
 from syncd.extract import Extractor
 from syncd.load import Loader
 from syncd.outbox import Outbox
@@ -31,6 +35,7 @@ from syncd.salesforce import Page, SalesforceClient
 from syncd.soql import select_fields
 from syncd.store import Store
 from syncd.transform import Rules
+from syncd.verify import Verifier, mismatch
 from syncd.window import Window
 
 __all__ = ["Engine", "Progress", "RunResult", "utcnow"]
@@ -55,6 +60,8 @@ class RunResult:
     window_start: str | None
     window_end: str | None
     seconds: float
+    verify: dict[str, Any] | None = None
+    plan: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -86,8 +93,14 @@ class Engine:
         sleep: Callable[[float], None] = time.sleep,
         on_progress: Callable[[Progress], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        allow_mass_removal: bool = False,
+        dry_run: bool = False,
     ) -> None:
         self.cfg = config
+        self.allow_mass_removal = allow_mass_removal
+        self.dry_run = dry_run
+        self.verified: dict[str, Any] | None = None
+        self.plan: dict[str, Any] = {}
         self.store = store
         self.sf = salesforce
         self.sink = sink
@@ -100,6 +113,7 @@ class Engine:
         self.extractor = Extractor(self.ctx, salesforce, select_fields(sf.phone_fields))
         self.outbox = Outbox(self.ctx)
         self.loader = Loader(self.ctx)
+        self.verifier = Verifier(self.ctx)
         self._last_beat = 0.0
 
     @property
@@ -146,14 +160,17 @@ class Engine:
             row = self.store.finish_run(self.run_id, status, error, self.now())
         result = RunResult(run_id=self.run_id, status=status, error=error, read=row["read"], sent=row["sent"],
                            removed=row["removed"], skipped=row["skipped"], window_start=row["window_start"],
-                           window_end=row["window_end"], seconds=time.monotonic() - started)
+                           window_end=row["window_end"], seconds=time.monotonic() - started,
+                           verify=self.verified, plan=self.plan)
         log.info("run %d %s: read=%d sent=%d removed=%d skipped=%d in %.1fs", result.run_id, status,
                  result.read, result.sent, result.removed, result.skipped, result.seconds)
         return result
 
     def _work(self) -> None:
         self._phase("resuming")
-        self.loader.pump(wait=False)
+        if not self.dry_run:
+            self.loader.pump(wait=False)
+        self._expire_and_refresh()
         stopped: ApiLimitReached | None = None
         try:
             self._phase("reading")
@@ -164,7 +181,24 @@ class Engine:
             # Stop reading at once, but deliver what was already read: CXone is not the one limited.
             log.warning("stopped reading Salesforce: %s", e)
             stopped = e
+        if self.dry_run:
+            self.plan = self.store.plan(self.outbox.kinds(), self._suppressing)
+            return
+        self.outbox.guard(self.allow_mass_removal)
+        self.loader.removals_cleared = True
         self._phase("delivering")
+        self._deliver()
+        if self.verifier.due() or (self.loader.answer_lost and self.verifier.possible):
+            self._phase("verifying")
+            self.verified = self.verifier.run()
+            self._phase("delivering")
+            self._deliver()  # what verification found missing or wrong goes now
+        self._report_unremovable()
+        if stopped is not None:
+            raise stopped
+        self._check_closed_loop()
+
+    def _deliver(self) -> None:
         for _ in range(self.cfg.cxone.max_attempts + EXTRA_DELIVERY_PASSES):
             self.outbox.stage(final=True)
             self.loader.pump(wait=True)
@@ -174,9 +208,40 @@ class Engine:
             # max_attempts, so this ends; an ok run leaves nothing retryable undelivered.
             if not self.outbox.waiting(retries=True):
                 break
-        self._report_unremovable()
-        if stopped is not None:
-            raise stopped
+
+    @property
+    def _suppressing(self) -> bool:
+        cl = self.cfg.cxone.call_lists
+        return self.loader.suppressor.group is not None and cl is not None and cl.dnc_group_id > 0
+
+    def _expire_and_refresh(self) -> None:
+        """Records past their expiration are off the list; those near it are due a keep-alive."""
+        now = self.now()
+        if self.sink.expires_on(now) is None:
+            return
+        cl = self.cfg.cxone.call_lists
+        ahead = timedelta(days=cl.refresh_before_days if cl else 0)
+        expired, due = self.store.expire_and_refresh(now.date().isoformat(), (now + ahead).date().isoformat())
+        if expired or due:
+            log.info("%d records expired; %d leads are due their keep-alive re-send", expired, due)
+
+    def _check_closed_loop(self) -> None:
+        """End the run failed, with the setting to change, when CXone does not behave as configured or a
+        Do Not Call lead may still be dialled: an alert, never a quiet park."""
+        cl = self.cfg.cxone.call_lists
+        if cl is None or self.cfg.cxone.api != "call-lists":
+            return
+        found = dict(self.verified or {})
+        found["unremovable"] = self.store.unremovable()
+        problem = mismatch(found, cl.removal)
+        if problem is not None:
+            raise problem
+        exposed = self.store.dnc_exposed()
+        if exposed:
+            hint = ("set cxone.call_lists.dnc_group_id to a DNC group that scrubs skill_id" if not cl.dnc_group_id
+                    else "the DNC group refused their numbers (see the log)")
+            raise ReadingMismatch(f"{exposed} Do Not Call leads may still be dialled: their record is on the list "
+                                  f"and their number is not suppressed; {hint}")
 
     def _apply(self, page: Page, window: Window) -> Window:
         updates = page_updates(page.records, self.rules, self.sink.render, self.sink.max_record_chars)
@@ -188,6 +253,8 @@ class Engine:
         return reached
 
     def _between_pages(self) -> None:
+        if self.dry_run:
+            return
         self.outbox.stage(final=False)
         self.loader.pump(wait=False)
 

@@ -23,7 +23,9 @@ with ``raise ... from``.
         ├── AuthFailed           credentials refused by a token endpoint
         ├── TlsFailed            a certificate not trusted, a TLS handshake refused
         ├── Redirected           a 3xx: syncd follows no redirect (a URL in the config is wrong)
-        └── RemoteRejected       4xx that repeating will not cure (malformed query, bad upload)
+        ├── RemoteRejected       4xx that repeating will not cure (malformed query, bad upload)
+        ├── ReadingMismatch      CXone does not behave as the config says (a setting to change)
+        └── MassRemoval          a run would remove more than cxone.max_removal_percent of the list
 
 Messages name the remote, method, path and status; never a body, a token or lead data.
 """
@@ -135,3 +137,12 @@ class Redirected(RemoteError, FatalError):
 
 class RemoteRejected(RemoteError, FatalError):
     """The remote rejected the request itself; repeating it will not help."""
+
+
+class ReadingMismatch(FatalError):
+    """What verification found shows CXone behaving otherwise than the configuration assumes (an
+    upload that replaces the list, a removal that does not remove): the message names the setting."""
+
+
+class MassRemoval(FatalError):
+    """A run would remove or suppress more than ``cxone.max_removal_percent`` of the list."""

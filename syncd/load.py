@@ -1,8 +1,11 @@
-"""The job pump: removals first, then uploads up to ``max_in_flight``, polled in one loop; ack or fail.
+"""The job pump: suppressions and removals first, then uploads up to ``max_in_flight``, polled in one
+loop; ack or fail.
 
 Every step is committed before the next remote call: the upload attempt before the upload, the
 job id the moment CXone returns it, the ack (members' acked hash = exactly what was sent) in one
-transaction with the batch's close.
+transaction with the batch's close. An upload whose answer is lost (cut, garbled) may have been
+taken: the same batch (same file name, same rows) goes again in the same run, and verification
+settles what CXone holds.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ import time
 from datetime import timedelta
 
 from syncd.context import RunContext
-from syncd.errors import RemoteRejected, TransientError
+from syncd.errors import AnswerCut, ProtocolError, RemoteRejected, RemoteUnavailable, TransientError
 from syncd.failpoints import failpoint
 from syncd.store import Batch
+from syncd.suppress import Suppressor
 
 log = logging.getLogger(__name__)
 # Job polling: the first poll after about a second (jobs can be quick), then doubling while every
@@ -24,6 +28,12 @@ MAX_POLL_GROWTH = 6.0
 # Polling is harmless to repeat, so a garbled or failed poll answer is tried again later in the run;
 # only this many in a row (each already retried by the HTTP layer) end the run.
 MAX_POLL_FAILURES = 5
+# An upload whose answer was lost is sent again in the same run this many times before the run ends
+# (the batch stays staged: an outage is not a failed job, and parks nobody).
+MAX_LOST_ANSWERS = 3
+# Assume the upload happened this long before its job id was committed (the expiration day it carried
+# is the upload's: erring early only re-sends a keep-alive sooner).
+UPLOAD_SLACK = timedelta(hours=1)
 
 
 class Loader:
@@ -32,6 +42,11 @@ class Loader:
         self._next_poll = 0.0
         self._poll_wait = self._first_poll_wait()
         self._poll_failures = 0
+        self._lost: dict[str, int] = {}
+        self.answer_lost = False  # an upload answer was lost this run: verification should settle it
+        self.suppressor = Suppressor(ctx)
+        # Removals and suppressions wait until the run has passed the mass-removal guard.
+        self.removals_cleared = False
 
     def pump(self, wait: bool) -> None:
         """Send staged batches while capacity allows and poll jobs; with ``wait``, until all are closed."""
@@ -40,6 +55,8 @@ class Loader:
         while True:
             submitted = store.batches("submitted")
             capacity = ctx.cfg.cxone.max_in_flight - len(submitted)
+            if self.removals_cleared:
+                self.suppressor.pump()
             for batch in store.batches("staged"):
                 if batch.kind == "remove":
                     self._remove(batch)
@@ -68,6 +85,15 @@ class Loader:
             # A batch CXone refuses must not block everything behind it: park its leads with the reason.
             parked = ctx.store.fail_batch(batch.id, f"upload rejected: {e}", 1, ctx.now())
             log.error("batch %s rejected by CXone (%s); %d leads parked", batch.id, e, parked)
+            return
+        except (AnswerCut, ProtocolError, RemoteUnavailable) as e:
+            # CXone may have taken it. The same file goes again (an upsert of the same rows is harmless),
+            # a few times in this run; then the run ends and the next one sends it.
+            self.answer_lost = True
+            self._lost[batch.id] = self._lost.get(batch.id, 0) + 1
+            if self._lost[batch.id] >= MAX_LOST_ANSWERS:
+                raise
+            log.warning("upload of batch %s: %s; sending the same batch again", batch.id, e)
             return
         failpoint("upload_accepted")
         ctx.store.mark_submitted(batch.id, job_id, ctx.now(), ctx.run_id)
@@ -108,7 +134,8 @@ class Loader:
                 continue
             self._poll_failures = 0
             if result.state == "completed":
-                ctx.store.ack_batch(batch.id, ctx.now())
+                sent = (batch.submitted_at or ctx.now()) - UPLOAD_SLACK
+                ctx.store.ack_batch(batch.id, ctx.now(), ctx.sink.expires_on(sent))
                 closed += 1
                 failpoint("ack_committed")
             elif result.state == "failed":
@@ -143,7 +170,8 @@ class Loader:
         ctx.store.count_upload(batch.id)
         failpoint("before_remove")
         removed, failed = ctx.sink.remove([m.lead_id for m in members])
-        ctx.store.finish_removal(batch.id, removed, failed, ctx.run_id, ctx.cfg.cxone.max_attempts, ctx.now())
+        ctx.store.finish_removal(batch.id, removed, failed, ctx.run_id, ctx.cfg.cxone.max_attempts, ctx.now(),
+                                 keep_removed=ctx.cfg.cxone.verify_every_hours > 0)
         ctx.progress.removed += len(removed)
         if failed:
             log.warning("batch %s: %d leads not removed; they stay pending removal", batch.id, len(failed))

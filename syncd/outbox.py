@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import logging
 
+from syncd.config import Config
 from syncd.context import RunContext
-from syncd.errors import StateError
+from syncd.errors import MassRemoval, Refused, StateError
 from syncd.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
 
-def sendable_kinds(can_remove: bool) -> tuple[str, ...]:
-    """The batch kinds a sink can be sent: never stage a batch it cannot deliver."""
-    return ("upsert", "remove") if can_remove else ("upsert",)
+SNAPSHOT_LIMIT = 500_000  # records in one call-list file
+
+
+def sendable_kinds(config: Config) -> tuple[str, ...]:
+    """The batch kinds the configured sink is sent: never stage a batch it cannot (or must not) deliver.
+    Removals go by removeProspects only with ``removal = "remove-prospects"`` on an upserting list; with
+    ``expire-only`` expiry takes leads off, and a snapshot leaves them out of the file."""
+    cl = config.cxone.call_lists
+    removes = (config.cxone.api == "call-lists" and cl is not None and cl.removal == "remove-prospects"
+               and cl.upload_mode == "upsert")
+    return ("upsert", "remove") if removes else ("upsert",)
 
 
 class Outbox:
@@ -33,7 +42,31 @@ class Outbox:
         self._bounds_at_closed = ctx.store.batches_closed
 
     def kinds(self) -> tuple[str, ...]:
-        return sendable_kinds(self.ctx.sink.can_remove)
+        return sendable_kinds(self.ctx.cfg) if self.ctx.sink.can_remove else ("upsert",)
+
+    @property
+    def snapshot(self) -> bool:
+        cl = self.ctx.cfg.cxone.call_lists
+        return self.ctx.cfg.cxone.api == "call-lists" and cl is not None and cl.upload_mode == "snapshot"
+
+    def guard(self, allow: bool) -> None:
+        """The mass-removal guard: stop before sending any removal or suppression when they would take
+        more than ``max_removal_percent`` of the list off (unless ``allow``)."""
+        store, cfg = self.ctx.store, self.ctx.cfg
+        leaving = store.count_pending("remove") if "remove" in self.kinds() or self.snapshot else 0
+        cl = cfg.cxone.call_lists
+        if cl is not None and cl.dnc_group_id:
+            leaving += store.count_to_suppress()
+        if allow or not leaving:
+            return
+        size = store.on_list()
+        share = cfg.cxone.max_removal_percent
+        if not size or leaving * 100 <= size * share:
+            return
+        raise MassRemoval(f"this run would remove or suppress {leaving:,} of the {size:,} leads on the list "
+                          f"({leaving * 100 / size:.1f}%, more than cxone.max_removal_percent = {share:g}); nothing "
+                          "of it was sent. Check the Salesforce side (a status or where change?), then run "
+                          "`syncd sync --allow-mass-removal` if it is meant")
 
     def added(self, eligible: int, skipped: int) -> None:
         """A page was applied: only an eligible lead can start waiting for an upsert, only a skipped one
@@ -43,11 +76,19 @@ class Outbox:
                 self._pending_at_most[kind] += added
 
     def stage(self, final: bool) -> None:
+        """Stage what waits: between pages only full upsert batches (removals wait for the guard at the
+        end of the read), at the end everything; in snapshot mode one whole file at the end."""
         store, size = self.ctx.store, self.ctx.cfg.cxone.batch_size
+        if self.snapshot:
+            if final:
+                self._stage_snapshot()
+            return
         if store.batches_closed != self._bounds_at_closed:
             self._pending_at_most.clear()
             self._bounds_at_closed = store.batches_closed
         for kind in self.kinds():
+            if kind == "remove" and not final:
+                continue
             while True:
                 if not final and self._pending_at_most.get(kind, size) < size:
                     break
@@ -73,6 +114,22 @@ class Outbox:
         log.debug("staged %s batch %s with %d leads", kind, batch_id, staged)
         failpoint("batch_staged")
         return staged
+
+    def _stage_snapshot(self) -> None:
+        ctx = self.ctx
+        store = ctx.store
+        if store.batches("staged", "submitted") or not (store.count_pending("upsert", up_to=1)
+                                                         or store.count_pending("remove", up_to=1)):
+            return
+        self._seq += 1
+        batch_id = f"s{ctx.run_id:06d}-{self._seq:04d}"
+        eligible = store.stage_snapshot(batch_id, f"syncd-{batch_id}.csv", SNAPSHOT_LIMIT, ctx.run_id, ctx.now())
+        if eligible > SNAPSHOT_LIMIT:
+            raise Refused(f"upload_mode = \"snapshot\" sends the whole eligible set as one file of at most "
+                          f"{SNAPSHOT_LIMIT:,} records, and {eligible:,} leads are eligible; narrow the scope "
+                          "(eligible_statuses, where) or use a tenant where upload_mode = \"upsert\" holds")
+        log.info("staged snapshot %s with all %d eligible leads", batch_id, eligible)
+        failpoint("batch_staged")
 
     def waiting(self, retries: bool = False) -> bool:
         """Whether a lead waits for a batch of the kinds sent: one an ack left dirty (changed in flight),

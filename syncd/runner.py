@@ -78,6 +78,8 @@ def run_engine(
     should_stop: Callable[[], bool] = lambda: False,
     now: Callable[[], datetime] = utcnow,
     store: Store | None = None,
+    allow_mass_removal: bool = False,
+    dry_run: bool = False,
 ) -> RunResult:
     """One run, for a caller that already holds the state lock (the daemon), on ``store`` or its own."""
     tune_gc()
@@ -87,7 +89,8 @@ def run_engine(
     try:
         engine = Engine(
             config, run_store, SalesforceClient(config.salesforce, secrets, session, now),
-            make_sink(config, secrets, session, now), now=now, on_progress=on_progress, should_stop=should_stop)
+            make_sink(config, secrets, session, now), now=now, on_progress=on_progress, should_stop=should_stop,
+            allow_mass_removal=allow_mass_removal, dry_run=dry_run)
         return engine.run()
     finally:
         session.close()
@@ -102,6 +105,7 @@ def sync_once(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     now: Callable[[], datetime] = utcnow,
+    allow_mass_removal: bool = False,
 ) -> RunResult:
     """Run one sync under the state lock (``LockHeld`` if another syncd has it)."""
     lock = StateLock(config.state.path)
@@ -110,7 +114,7 @@ def sync_once(
         store = open_state(config, lock)
         try:
             return run_engine(config, secrets, on_progress=on_progress, should_stop=should_stop, now=now,
-                              store=store)
+                              store=store, allow_mass_removal=allow_mass_removal)
         finally:
             close_state(store, lock)
     finally:

@@ -147,6 +147,20 @@ def normalise_phone(record: Mapping[str, Any], rules: Rules) -> tuple[str, str] 
     return "invalid_phone" if seen_any else "no_phone"
 
 
+def dnc_numbers(record: Any, rules: Rules) -> tuple[str, ...]:
+    """Every valid number of a lead flagged Do Not Call (what suppression must block); () otherwise."""
+    if not isinstance(record, Mapping) or record.get("DoNotCall") is not True:
+        return ()
+    found = []
+    for field in rules.phone_fields:
+        raw = record.get(field)
+        if isinstance(raw, str) and raw.strip() and len(raw) <= MAX_FIELD_CHARS:
+            e164 = rules.phones.e164(raw)
+            if e164 is not None and e164 not in found:
+                found.append(e164)
+    return tuple(found)
+
+
 def malformed_key(record: Any) -> str:
     """A stable audit key for a record whose Id cannot be used."""
     raw = json.dumps(record, sort_keys=True, default=repr, ensure_ascii=True)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,15 @@ class Env:
     tmp: Path
     api: str = "call-lists"
     overrides: str = ""
+    # Settings every config this Env writes carries (Simulator.config_toml keywords), e.g. removal.
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config_path(self) -> Path:
         return self.tmp / "syncd.toml"
 
     def write_config(self, **kw: Any) -> Path:
+        kw = {**self.settings, **kw}
         kw.setdefault("poll_interval", 0.05)
         kw.setdefault("state_path", str(self.tmp / "state" / "syncd.db"))
         text = self.sim.config_toml(api=self.api, **kw)

@@ -23,6 +23,7 @@ class JobResult:
 class ContactSink(Protocol):
     name: str
     can_remove: bool
+    can_verify: bool  # the list can be read back (download) and numbers suppressed
     # The longest rendered record the remote accepts (None: no limit).
     max_record_chars: int | None
 
@@ -33,6 +34,9 @@ class ContactSink(Protocol):
         """Send one staged batch; return the remote job id."""
 
     def job_status(self, job_id: str) -> JobResult: ...
+
+    def expires_on(self, sent_at: datetime) -> str | None:
+        """The last day a record sent at ``sent_at`` is dialled (YYYY-MM-DD), None: no expiry."""
 
     def remove(self, external_ids: Sequence[str]) -> tuple[list[str], list[str]]:
         """Take leads off the list; return (removed, failed) external ids."""

@@ -26,6 +26,7 @@ SCOPE = "contact-center:contacts:write contact-center:contacts:read contact-cent
 class ContactsBatchSink:
     name = "contacts-batch"
     can_remove = False
+    can_verify = False  # the API offers no way to read the contacts back
     max_record_chars: int | None = None
 
     def __init__(self, cfg: ContactsBatchConfig, secrets: Secrets, session: requests.Session,
@@ -54,6 +55,9 @@ class ContactsBatchSink:
         contacts = [json.loads(p) for p in payloads]
         body = self._call("POST", "/v2/contact-center/contacts/batch", json={"contacts": contacts})
         return str(body["job_id"])
+
+    def expires_on(self, sent_at: datetime) -> str | None:
+        return None  # contacts carry no expiration
 
     def job_status(self, job_id: str) -> JobResult:
         body = self._call("GET", f"/v2/contact-center/contacts/batch/{quote(job_id, safe='')}")

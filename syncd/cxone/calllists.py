@@ -1,10 +1,12 @@
-"""NICE CXone Admin API calling lists: upload a CSV, poll its job, remove prospects."""
+"""NICE CXone Admin API calling lists: upload a CSV, poll its job, remove prospects, read the list back,
+and (``dnc.py``) suppress numbers in a DNC group."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +17,8 @@ import requests
 from syncd.config import CallListsConfig, check_url
 from syncd.cxone import JobResult
 from syncd.cxone.auth import TokenCache, authorised, token_request
+from syncd.cxone.dnc import DncGroups
+from syncd.cxone.download import ListRecord, records
 from syncd.cxone.render import csv_line, csv_values
 from syncd.errors import AuthFailed, ProtocolError
 from syncd.http import json_object, raise_for_status, send
@@ -30,6 +34,7 @@ NOT_ON_LIST = frozenset({"notfound", "recordnotfound", "prospectnotfound"})
 class CallListsSink:
     name = "call-lists"
     can_remove = True
+    can_verify = True
     max_record_chars: int | None = MAX_RECORD_CHARS
 
     def __init__(self, cfg: CallListsConfig, secrets: Secrets, session: requests.Session,
@@ -94,11 +99,17 @@ class CallListsSink:
     def render(self, contact: Contact) -> str:
         return csv_line(csv_values(contact))
 
-    def upload(self, file_name: str, payloads: Sequence[str]) -> str:
+    def expires_on(self, sent_at: datetime) -> str | None:
+        """The expirationDate an upload at ``sent_at`` carries (its records' last day), or None."""
+        if not self.cfg.expiration_days:
+            return None
+        return (sent_at + timedelta(days=self.cfg.expiration_days)).strftime("%Y-%m-%d")
+
+    def upload(self, file_name: str, payloads: Sequence[str], list_id: int | None = None,
+               expiration: str | None = None) -> str:
         text = self.header + "\r\n" + "\r\n".join(payloads) + "\r\n"
-        expiration = ""
-        if self.cfg.expiration_days:
-            expiration = (self.now() + timedelta(days=self.cfg.expiration_days)).strftime("%Y-%m-%d")
+        if expiration is None:
+            expiration = self.expires_on(self.now()) or ""
         fields = {
             "fileName": file_name,
             "skillId": self.cfg.skill_id,
@@ -112,7 +123,7 @@ class CallListsSink:
         # character by character by the encoder (about 700 KB a batch of 5,000).
         list_file = base64.b64encode(text.encode("utf-8"))
         body = json.dumps(fields).encode("ascii")[:-1] + b', "listFile": "' + list_file + b'"}'
-        resp = self._call("POST", f"lists/call-lists/{self.cfg.list_id}/upload", data=body,
+        resp = self._call("POST", f"lists/call-lists/{list_id or self.cfg.list_id}/upload", data=body,
                           headers={"Content-Type": "application/json"})
         job = json_object(resp, REMOTE, "jobId")["jobId"]
         if not isinstance(job, int | str) or isinstance(job, bool) or str(job) == "":
@@ -133,9 +144,9 @@ class CallListsSink:
             return JobResult("completed")
         return JobResult("pending")
 
-    def remove(self, external_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    def remove(self, external_ids: Sequence[str], source: str | None = None) -> tuple[list[str], list[str]]:
         body = {"prospectsToRemove": [{"externalId": i} for i in external_ids]}
-        resp = self._call("DELETE", f"lists/call-lists/{quote(self.cfg.list_name, safe='')}/removeProspects",
+        resp = self._call("DELETE", f"lists/call-lists/{quote(source or self.cfg.source, safe='')}/removeProspects",
                           json=body)
         answer = json_object(resp, REMOTE)
         asked = set(external_ids)
@@ -149,7 +160,24 @@ class CallListsSink:
         assert set(removed) | set(failed) == asked
         return removed, failed
 
-    def describe(self) -> dict[str, object]:
-        resp = self._call("GET", f"lists/call-lists/{self.cfg.list_id}")
+    def download(self, deadline_seconds: float, list_id: int | None = None) -> Iterator[ListRecord]:
+        """Every record of the list as CXone holds it, streamed (see ``download.py``)."""
+        target = list_id or self.cfg.list_id
+        deadline = time.monotonic() + deadline_seconds
+        resp = self._call("GET", f"lists/call-lists/{target}", params={"includeRecords": "true"}, stream=True)
+        count = 0
+        for record in records(resp, self.now(), deadline):
+            count += 1
+            yield record
+        if count == 0 and str(self.describe(target).get("validRecords") or 0) not in ("0", "None"):
+            # An answer without its records must not read as an empty list (every lead "missing").
+            raise ProtocolError("the list download held no records while the list counts some", remote=REMOTE,
+                                method="GET", path="lists/call-lists")
+
+    def dnc(self, group_id: int | None = None) -> DncGroups:
+        return DncGroups(self._call, group_id or self.cfg.dnc_group_id)
+
+    def describe(self, list_id: int | None = None) -> dict[str, object]:
+        resp = self._call("GET", f"lists/call-lists/{list_id or self.cfg.list_id}")
         result = json_object(resp, REMOTE, "resultSet")["resultSet"]
         return dict(result) if isinstance(result, dict) else {}

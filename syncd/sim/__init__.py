@@ -104,6 +104,13 @@ class Simulator:
         kind = None if name.startswith("sim.") else self.faults.pick(name)
         if kind == "partial":
             req.params["_fault"] = kind  # applied by the handler (removeProspects)
+        elif kind is not None and kind.endswith("-after"):
+            try:
+                handler(req)  # it takes effect; then its answer is lost on the way back
+            except Exception:
+                traceback.print_exc()
+            resp, after = self.faults.answer(kind.removesuffix("-after"), self.sf.revoke, self.cx.revoke)
+            return resp or Response(500, {"error": "simulator error"}), after
         elif kind is not None and kind != "trickle":
             resp, after = self.faults.answer(kind, self.sf.revoke, self.cx.revoke)
             if resp is not None:
@@ -120,7 +127,9 @@ class Simulator:
     # -- configuration a client needs -----------------------------------------------------------------
     def config_toml(self, *, api: str = "call-lists", state_path: str = "state/syncd.db",
                     batch_size: int | None = None, lag_seconds: int = 0, poll_interval: float = 0.2,
-                    interval_seconds: int = 60) -> str:
+                    interval_seconds: int = 60, verify_every_hours: float = 24, max_removal_percent: float = 100,
+                    upload_mode: str = "upsert", removal: str = "remove-prospects", dnc_group_id: int = 0,
+                    expiration_days: int = 30) -> str:
         size = batch_size or (500 if api == "contacts-batch" else 5000)
         return f"""\
 [state]
@@ -147,6 +156,8 @@ max_in_flight = 4
 poll_interval_seconds = {poll_interval}
 job_timeout_seconds = 120
 max_attempts = 3
+verify_every_hours = {verify_every_hours:g}
+max_removal_percent = {max_removal_percent:g}
 
 [cxone.call_lists]
 issuer = "{self.url}"
@@ -154,6 +165,10 @@ client_id = "{cx.CLIENT_ID}"
 list_id = 1234
 list_name = "Salesforce Leads"
 skill_id = 5678
+expiration_days = {expiration_days}
+upload_mode = "{upload_mode}"
+removal = "{removal}"
+dnc_group_id = {dnc_group_id}
 
 [cxone.contacts_batch]
 token_url = "{self.url}/oauth2/token"

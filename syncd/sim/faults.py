@@ -22,6 +22,8 @@ probability). Kinds:
 ``bigpage``        Salesforce page of 2,500 records (more than a page ever holds)
 ``trickle``        the real answer, one byte every ``trickle_seconds``
 ``redirect``       307 to ``redirect_to`` (a host nobody configured)
+``cut-after``      ``cut``, but after the call took effect (an upload CXone took, its answer lost)
+``badjson-after``  ``badjson``, after the call took effect
 =================  ==============================================================================
 """
 
@@ -38,7 +40,7 @@ from typing import Any
 
 from syncd.sim.http import Response
 
-KINDS = ("429", "429-bare", "500", "502", "503", "504", "drop", "slow", "badjson", "cut", "session", "locator",
+KINDS = ("cut-after", "badjson-after", "429", "429-bare", "500", "502", "503", "504", "drop", "slow", "badjson", "cut", "session", "locator",
          "limit", "unauthorized", "reject", "partial", "nonext", "deepjson", "bigpage", "trickle", "redirect")
 
 

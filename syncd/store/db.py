@@ -162,7 +162,8 @@ class Database:
         """``PRAGMA quick_check``: a file that fails it stops syncd, naming SQLite's first complaint."""
         try:
             rows = self.conn.execute("PRAGMA quick_check(5)").fetchall()
-            problem = str(rows[0][0]) if rows else "no answer"
+            # SQLite's complaint may span lines ("*** in database main ***", then the page): one line.
+            problem = " ".join(str(rows[0][0]).split()) if rows else "no answer"
         except sqlite3.Error as e:
             problem = str(e)
         if problem != "ok":

@@ -15,6 +15,9 @@ from typing import NamedTuple
 from syncd.store.window import WindowQueries
 
 DIRTY = "seen_hash IS NOT acked_hash"
+# An acked hash that no content has: CXone holds a record of the lead, but not one to keep as it is
+# (due for its keep-alive, finalized, another number). The lead is dirty, and still on the list.
+STALE = b"\x00"
 # Leads waiting to be staged (fixed SQL; the prefix matches the partial index leads_pending, which
 # covers every column named here: m006).
 _PENDING = DIRTY + " AND batch_id IS NULL AND parked IS NULL"
@@ -29,6 +32,8 @@ class LeadUpdate(NamedTuple):
     payload: str | None = None
     reason: str | None = None
     detail: str = ""
+    phone: str | None = None  # the eligible contact's E.164 number
+    dnc: tuple[str, ...] = ()  # a Do Not Call lead's valid numbers (what suppression must block)
 
 
 def existing(c: sqlite3.Connection, table: str, key: str, ids: list[str]) -> set[str]:
@@ -51,16 +56,18 @@ class LeadQueries(WindowQueries):
         for u in updates:
             (eligible if u.hash is not None else skipped).append(u)
         with self.transaction() as c:
+            self._link_dnc(c, eligible + skipped)
             # Most leads of a page have no skip row (eligible ones) or no lead row (skipped ones):
             # one lookup for the page instead of a statement per lead that finds nothing.
             skipped_before = existing(c, "skips", "lead_id", [u.lead_id for u in eligible])
             c.executemany(
-                "INSERT INTO leads (id, seen_hash, payload, modstamp) VALUES (?, ?, ?, ?) "
+                "INSERT INTO leads (id, seen_hash, payload, modstamp, phone) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET "
                 " attempts = CASE WHEN seen_hash IS excluded.seen_hash THEN attempts ELSE 0 END,"
                 " parked = CASE WHEN seen_hash IS excluded.seen_hash THEN parked ELSE NULL END,"
-                " seen_hash = excluded.seen_hash, payload = excluded.payload, modstamp = excluded.modstamp",
-                [(u.lead_id, u.hash, u.payload, u.modstamp) for u in eligible])
+                " seen_hash = excluded.seen_hash, payload = excluded.payload, modstamp = excluded.modstamp,"
+                " phone = excluded.phone",
+                [(u.lead_id, u.hash, u.payload, u.modstamp, u.phone) for u in eligible])
             c.executemany("DELETE FROM skips WHERE lead_id = ?", [(i,) for i in skipped_before])
             tracked = existing(c, "leads", "id", [u.lead_id for u in skipped])  # after the upsert, as before
             c.executemany(
@@ -68,9 +75,10 @@ class LeadQueries(WindowQueries):
                 " parked = CASE WHEN seen_hash IS NULL THEN parked ELSE NULL END,"
                 " seen_hash = NULL, payload = NULL, modstamp = ? WHERE id = ?",
                 [(u.modstamp, u.lead_id) for u in skipped if u.lead_id in tracked])
-            # A lead that is neither wanted nor on the list needs no row: the skip audit keeps it.
+            # A lead that is neither wanted nor on the list needs no row: the skip audit keeps it (a
+            # removal that verification has not confirmed yet keeps its row).
             c.executemany("DELETE FROM leads WHERE id = ? AND seen_hash IS NULL AND acked_hash IS NULL "
-                          "AND batch_id IS NULL", [(i,) for i in tracked])
+                          "AND batch_id IS NULL AND removed_at IS NULL", [(i,) for i in tracked])
             c.executemany(
                 "INSERT OR REPLACE INTO skips (lead_id, reason, detail, run_id, modstamp) VALUES (?, ?, ?, ?, ?)",
                 [(u.lead_id, u.reason, u.detail, run_id, u.modstamp) for u in skipped])
@@ -78,6 +86,44 @@ class LeadQueries(WindowQueries):
             c.execute("UPDATE runs SET read = read + ?, skipped = skipped + ? WHERE id = ?",
                       (len(eligible) + len(skipped), len(skipped), run_id))
         return len(eligible) + len(skipped), len(skipped)
+
+    @staticmethod
+    def _link_dnc(c: sqlite3.Connection, ups: list[LeadUpdate]) -> None:
+        """Which leads need which numbers suppressed, from what this page shows (``diff`` rules).
+
+        A Do Not Call lead that CXone holds, held, or may be about to hold (in a batch) needs each of
+        its valid numbers and the number it was last callable on blocked; it keeps them while it stays
+        Do Not Call. A lead the page shows without Do Not Call needs none.
+        """
+        dnc = {u.lead_id: u for u in ups if u.dnc}
+        others = [u.lead_id for u in ups if not u.dnc]
+        for lead_id in existing(c, "dnc_links", "lead_id", others):
+            c.execute("DELETE FROM dnc_links WHERE lead_id = ?", (lead_id,))
+        if not dnc:
+            return
+        ids = json.dumps(list(dnc))
+        held = dict(c.execute(
+            "SELECT id, phone FROM leads WHERE id IN (SELECT value FROM json_each(?)) AND (acked_hash IS NOT NULL "
+            "OR batch_id IS NOT NULL OR removed_at IS NOT NULL)", (ids,)).fetchall())
+        linked = existing(c, "dnc_links", "lead_id", list(dnc))
+        rows = []
+        for lead_id, u in dnc.items():
+            if lead_id in held or lead_id in linked:
+                numbers = set(u.dnc) | ({held[lead_id]} if held.get(lead_id) else set())
+                rows += [(phone, lead_id, u.modstamp) for phone in sorted(numbers)]
+        c.executemany("INSERT OR IGNORE INTO dnc_links (phone, lead_id, since) VALUES (?, ?, ?)", rows)
+
+    def expire_and_refresh(self, today: str, refresh_until: str) -> tuple[int, int]:
+        """Records whose expiration day has passed are off the list; those expiring by ``refresh_until``
+        are due their keep-alive (dirty, still on the list). Returns (expired, due)."""
+        with self.transaction() as c:
+            expired = c.execute("UPDATE leads SET acked_hash = NULL, drift = 'expired' WHERE expires_on < ? "
+                                "AND acked_hash IS NOT NULL AND batch_id IS NULL", (today,)).rowcount
+            c.execute("DELETE FROM leads WHERE expires_on < ? AND seen_hash IS NULL AND acked_hash IS NULL "
+                      "AND batch_id IS NULL", (today,))
+            due = c.execute("UPDATE leads SET acked_hash = ? WHERE expires_on <= ? AND acked_hash = seen_hash "
+                            "AND batch_id IS NULL", (STALE, refresh_until)).rowcount
+        return int(expired), int(due)
 
     def lead(self, lead_id: str) -> dict[str, object] | None:
         """One lead's row (hashes as bytes), or None when syncd does not track it."""

@@ -42,6 +42,31 @@ class OutboxQueries(LeadQueries):
         sql = f"SELECT count(*) FROM (SELECT 1 FROM leads WHERE {PENDING[kind]} LIMIT ?)"  # noqa: S608
         return int(self._value(sql, (up_to,)))
 
+    def plan(self, kinds: Sequence[str], suppressing: bool, first: int = 10) -> dict[str, Any]:
+        """What a run would send now (for ``sync --dry-run``): counts and the first lead ids of each."""
+        def part(where: str) -> dict[str, Any]:
+            n = int(self._value(f"SELECT count(*) FROM leads WHERE {where}"))  # noqa: S608 - fixed SQL
+            ids = [r["id"] for r in self._rows(f"SELECT id FROM leads WHERE {where} ORDER BY id LIMIT ?",  # noqa: S608
+                                                (first,))]
+            return {"count": n, "first_ids": ids}
+        staged = " OR batch_id IN (SELECT id FROM batches WHERE state = 'staged' AND kind = '{}')"
+        out = {"upload": part(f"({PENDING['upsert']}){staged.format('upsert')}"),
+               "remove": part(f"({PENDING['remove']}){staged.format('remove')}") if "remove" in kinds else
+               {"count": 0, "first_ids": []},
+               "expire": part(PENDING["remove"]) if "remove" not in kinds else {"count": 0, "first_ids": []}}
+        unsuppressed = "FROM dnc_links k WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = k.phone)"
+        out["suppress"] = {"count": 0, "first_ids": []}
+        if suppressing:
+            out["suppress"] = {
+                "count": int(self._value(f"SELECT count(*) {unsuppressed}")),
+                "first_ids": [r["lead_id"] for r in self._rows(
+                    f"SELECT DISTINCT lead_id {unsuppressed} ORDER BY lead_id LIMIT ?", (first,))]}
+        return out
+
+    def on_list(self) -> int:
+        """Leads CXone holds a record of (as far as syncd knows)."""
+        return int(self._value("SELECT count(*) FROM leads WHERE acked_hash IS NOT NULL"))
+
     def changed_in_flight(self, kinds: Sequence[str], retries: bool = False) -> bool:
         """Whether a lead waits for a batch of these kinds that no failure put back (its batch was
         acked, but it had changed meanwhile); with ``retries``, also one a failure put back."""
@@ -136,13 +161,36 @@ class OutboxQueries(LeadQueries):
             c.execute("UPDATE runs SET sent = sent + (SELECT rows FROM batches WHERE id = ?) WHERE id = ?",
                       (batch_id, run_id))
 
-    def ack_batch(self, batch_id: str, now: datetime) -> None:
-        """CXone confirmed the batch: each member's acked hash becomes exactly what was sent."""
+    def ack_batch(self, batch_id: str, now: datetime, expires_on: str | None = None) -> None:
+        """CXone confirmed the batch: each member's acked hash becomes exactly what was sent, with the
+        day its record expires. A snapshot replaced the whole list: a lead on it but not in the file is
+        off the list (verification confirms it like a removal)."""
         with self.transaction() as c:
-            c.execute("UPDATE leads SET acked_hash = m.hash, batch_id = NULL, attempts = 0 "
-                      "FROM batch_members AS m WHERE m.batch_id = ? AND leads.id = m.lead_id "
-                      "AND leads.batch_id = ?", (batch_id, batch_id))
+            c.execute("UPDATE leads SET acked_hash = m.hash, batch_id = NULL, attempts = 0, acked_batch = ?1, "
+                      "expires_on = ?2, removed_at = NULL, drift = NULL "
+                      "FROM batch_members AS m WHERE m.batch_id = ?1 AND leads.id = m.lead_id "
+                      "AND leads.batch_id = ?1", (batch_id, expires_on))
+            if c.execute("SELECT snapshot FROM batches WHERE id = ?", (batch_id,)).fetchone()[0]:
+                c.execute("UPDATE leads SET acked_hash = NULL, removed_at = ?2 WHERE acked_hash IS NOT NULL "
+                          "AND batch_id IS NULL AND id NOT IN (SELECT lead_id FROM batch_members WHERE batch_id = ?1)",
+                          (batch_id, iso(now)))
             self._close(c, batch_id, "completed", None, now)
+
+    def stage_snapshot(self, batch_id: str, file_name: str, limit: int, run_id: int | None, now: datetime) -> int:
+        """Stage every eligible lead as one batch (for a tenant where an upload replaces the list).
+        Returns how many; more than ``limit`` stages nothing and returns the count."""
+        with self.transaction() as c:
+            eligible = int(c.execute("SELECT count(*) FROM leads WHERE seen_hash IS NOT NULL").fetchone()[0])
+            if eligible > limit or eligible == 0:
+                return eligible
+            self._new_batch(c, batch_id, "upsert", file_name, eligible, run_id, None, now)
+            c.execute("UPDATE batches SET snapshot = 1 WHERE id = ?", (batch_id,))
+            c.execute("INSERT INTO batch_members (batch_id, lead_id, hash) SELECT ?, id, seen_hash FROM leads "
+                      "WHERE seen_hash IS NOT NULL ORDER BY id", (batch_id,))
+            c.execute("INSERT INTO batch_bodies (batch_id, rows) SELECT ?1, json_group_object(id, payload) "
+                      "FROM (SELECT id, payload FROM leads WHERE seen_hash IS NOT NULL ORDER BY id)", (batch_id,))
+            self._mark_members(c, batch_id)
+        return eligible
 
     def fail_batch(self, batch_id: str, error: str, max_attempts: int, now: datetime) -> int:
         """The job failed: members stay dirty; those out of attempts are parked. Returns parked count."""
@@ -160,13 +208,18 @@ class OutboxQueries(LeadQueries):
         return int(parked)
 
     def finish_removal(self, batch_id: str, removed: Sequence[str], failed: Sequence[str], run_id: int,
-                       max_attempts: int, now: datetime) -> None:
-        """removeProspects answered: removed leads are off the list; failed ones stay pending."""
+                       max_attempts: int, now: datetime, keep_removed: bool = True) -> None:
+        """removeProspects answered: removed leads are off the list; failed ones stay pending.
+
+        Believed off the list is not known to be: with ``keep_removed`` (verification on) the row stays,
+        marked ``removed_at``, until a verification agrees; without it the row goes as before.
+        """
         with self.transaction() as c:
-            c.executemany("UPDATE leads SET acked_hash = NULL, batch_id = NULL, attempts = 0 "
-                          "WHERE id = ? AND batch_id = ?", [(lead, batch_id) for lead in removed])
-            c.executemany("DELETE FROM leads WHERE id = ? AND seen_hash IS NULL AND acked_hash IS NULL "
-                          "AND batch_id IS NULL", [(lead,) for lead in removed])
+            c.executemany("UPDATE leads SET acked_hash = NULL, batch_id = NULL, attempts = 0, removed_at = ? "
+                          "WHERE id = ? AND batch_id = ?", [(iso(now), lead, batch_id) for lead in removed])
+            if not keep_removed:
+                c.executemany("DELETE FROM leads WHERE id = ? AND seen_hash IS NULL AND acked_hash IS NULL "
+                              "AND batch_id IS NULL", [(lead,) for lead in removed])
             c.executemany("UPDATE leads SET batch_id = NULL, attempts = attempts + 1, "
                           "parked = CASE WHEN attempts + 1 >= ? AND parked IS NULL AND seen_hash IS NOT acked_hash "
                           "THEN 'CXone did not confirm the removal' ELSE parked END, "

@@ -10,13 +10,19 @@ from syncd.store.db import Database
 
 class ReportQueries(Database):
     def counts(self) -> dict[str, Any]:
+        # A row kept only until verification confirms its removal is not a tracked lead.
         leads = self._rows(
-            "SELECT count(*) AS tracked,"
+            "SELECT coalesce(sum(seen_hash IS NOT NULL OR acked_hash IS NOT NULL OR batch_id IS NOT NULL), 0)"
+            " AS tracked,"
             " coalesce(sum(seen_hash IS NOT acked_hash), 0) AS dirty,"
             " coalesce(sum(parked IS NOT NULL), 0) AS parked,"
             " coalesce(sum(seen_hash IS NULL AND acked_hash IS NOT NULL), 0) AS pending_removal,"
-            " coalesce(sum(acked_hash IS NOT NULL), 0) AS on_list FROM leads")[0]
+            " coalesce(sum(acked_hash IS NOT NULL), 0) AS on_list,"
+            " coalesce(sum(removed_at IS NOT NULL AND acked_hash IS NULL), 0) AS removal_unverified,"
+            " coalesce(sum(parked IS NOT NULL AND seen_hash IS NULL AND acked_hash IS NOT NULL), 0) AS unremovable"
+            " FROM leads")[0]
         leads["removed"] = int(self._value("SELECT coalesce(sum(removed), 0) FROM runs"))
+        leads["suppressed"] = int(self._value("SELECT count(*) FROM suppressions"))
         batches = dict.fromkeys(("staged", "submitted", "completed", "failed"), 0)
         for r in self._rows("SELECT state, count(*) AS n FROM batches GROUP BY state"):
             batches[r["state"]] = r["n"]

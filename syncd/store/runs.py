@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from syncd.store.db import Database, iso
+from syncd.store.db import Database, from_iso, iso
 
 
 class RunQueries(Database):
@@ -17,6 +17,9 @@ class RunQueries(Database):
             cur = c.execute("INSERT INTO runs (status, pid, started_at, heartbeat_at) VALUES ('running', ?, ?, ?)",
                             (pid, iso(now), iso(now)))
             return int(cur.lastrowid or 0)
+
+    def first_run_at(self) -> datetime | None:
+        return from_iso(self._value("SELECT min(started_at) FROM runs"))
 
     def heartbeat(self, run_id: int, now: datetime) -> None:
         with self.transaction() as c:

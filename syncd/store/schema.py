@@ -15,7 +15,8 @@ APPLICATION_ID = 0x53594E43  # "SYNC": marks a syncd database
 
 migrations = Migrations("syncd")
 # Every table the current schema has (checked at open: a missing one is damage, not an empty state).
-TABLES = ("sync_state", "leads", "batches", "batch_members", "batch_bodies", "runs", "skips", "daemon")
+TABLES = ("sync_state", "leads", "batches", "batch_members", "batch_bodies", "runs", "skips", "daemon", "dnc_links",
+          "suppressions", "verifications")
 
 
 @migrations()
@@ -166,4 +167,53 @@ def m006_pending_covering(db: sqlite_utils.Database) -> None:
     DROP INDEX leads_pending;
     CREATE INDEX leads_pending ON leads (id, seen_hash, acked_hash, batch_id, parked)
         WHERE seen_hash IS NOT acked_hash AND batch_id IS NULL AND parked IS NULL;
+    """)
+
+
+@migrations()
+def m007_closed_loop(db: sqlite_utils.Database) -> None:
+    # What CXone holds, not only what it acked: the number on the record, when it expires (from the
+    # ack, then from what verification reads), the batch that put it there, a removal answered as done
+    # (kept until a verification agrees), and verifications in a row that found the record wrong.
+    # DNC suppression: which numbers syncd added to the DNC group, and which leads need each one.
+    db.executescript("""
+    ALTER TABLE leads ADD COLUMN phone TEXT;
+    ALTER TABLE leads ADD COLUMN expires_on TEXT;
+    ALTER TABLE leads ADD COLUMN acked_batch TEXT;
+    ALTER TABLE leads ADD COLUMN removed_at TEXT;
+    ALTER TABLE leads ADD COLUMN misses INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE leads ADD COLUMN drift TEXT;
+    CREATE INDEX leads_expiry ON leads (expires_on) WHERE expires_on IS NOT NULL;
+    CREATE INDEX leads_removed ON leads (removed_at) WHERE removed_at IS NOT NULL;
+    ALTER TABLE batches ADD COLUMN snapshot INTEGER NOT NULL DEFAULT 0;
+
+    CREATE TABLE dnc_links (
+        phone TEXT NOT NULL,
+        lead_id TEXT NOT NULL,
+        since TEXT,
+        PRIMARY KEY (phone, lead_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX dnc_links_lead ON dnc_links (lead_id);
+
+    CREATE TABLE suppressions (
+        phone TEXT PRIMARY KEY,
+        added_at TEXT NOT NULL,
+        run_id INTEGER
+    ) WITHOUT ROWID;
+
+    CREATE TABLE verifications (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER,
+        at TEXT NOT NULL,
+        records INTEGER NOT NULL DEFAULT 0,
+        missing INTEGER NOT NULL DEFAULT 0,
+        expired INTEGER NOT NULL DEFAULT 0,
+        finalized INTEGER NOT NULL DEFAULT 0,
+        wrong INTEGER NOT NULL DEFAULT 0,
+        unexpected INTEGER NOT NULL DEFAULT 0,
+        removed_again INTEGER NOT NULL DEFAULT 0,
+        unremovable INTEGER NOT NULL DEFAULT 0,
+        unrestorable INTEGER NOT NULL DEFAULT 0,
+        replaced INTEGER NOT NULL DEFAULT 0
+    );
     """)

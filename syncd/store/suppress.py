@@ -1,0 +1,49 @@
+"""DNC suppression: the numbers syncd must block (``dnc_links``, from the pages), the ones it added
+to the DNC group (``suppressions``), and the difference either way.
+
+Only numbers syncd added are ever expired, and only when no lead links them any more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from syncd.store.db import Database, iso
+
+_TO_ADD = ("SELECT DISTINCT k.phone FROM dnc_links k "
+           "WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = k.phone)")
+_TO_RELEASE = "SELECT s.phone FROM suppressions s WHERE NOT EXISTS (SELECT 1 FROM dnc_links k WHERE k.phone = s.phone)"
+
+
+class SuppressQueries(Database):
+    def to_suppress(self, limit: int) -> list[str]:
+        return [r[0] for r in self.conn.execute(_TO_ADD + " ORDER BY k.phone LIMIT ?", (limit,))]
+
+    def to_release(self, limit: int) -> list[str]:
+        return [r[0] for r in self.conn.execute(_TO_RELEASE + " ORDER BY s.phone LIMIT ?", (limit,))]
+
+    def count_to_suppress(self) -> int:
+        return int(self._value(f"SELECT count(*) FROM ({_TO_ADD})"))  # noqa: S608 - fixed SQL
+
+    def suppressed(self, phones: Sequence[str], run_id: int | None, now: datetime) -> None:
+        with self.transaction() as c:
+            c.executemany("INSERT OR IGNORE INTO suppressions (phone, added_at, run_id) VALUES (?, ?, ?)",
+                          [(p, iso(now), run_id) for p in phones])
+
+    def released(self, phones: Sequence[str]) -> None:
+        with self.transaction() as c:
+            # A number linked again meanwhile stays: it is still needed.
+            c.executemany("DELETE FROM suppressions WHERE phone = ? AND NOT EXISTS "
+                          "(SELECT 1 FROM dnc_links k WHERE k.phone = suppressions.phone)", [(p,) for p in phones])
+
+    def dnc_exposed(self) -> int:
+        """Do Not Call leads CXone may still dial: their record is on the list (not removed) and a number
+        of theirs is not suppressed."""
+        return int(self._value(
+            "SELECT count(DISTINCT k.lead_id) FROM dnc_links k JOIN leads l ON l.id = k.lead_id "
+            "WHERE l.acked_hash IS NOT NULL AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = k.phone)"))
+
+    def lead_suppression(self, lead_id: str) -> list[dict[str, object]]:
+        return self._rows("SELECT k.phone, k.since, s.added_at FROM dnc_links k LEFT JOIN suppressions s "
+                          "ON s.phone = k.phone WHERE k.lead_id = ? ORDER BY k.phone", (lead_id,))
