@@ -28,7 +28,7 @@ PY = sys.executable
 
 @dataclass
 class Step:
-    tool: str  # syncd | baseline
+    tool: str  # syncd | baseline | verify (``syncd verify`` after padding the list to ``change`` records)
     label: str  # initial | 1% changed | no change
     change: int = 0  # leads changed in Salesforce before this step
 
@@ -47,7 +47,8 @@ def scenarios(small: bool) -> list[Scenario]:
     incremental = [Step("syncd", "initial"), Step("syncd", "1% changed", big // 100), Step("syncd", "no change")]
     return [
         Scenario(f"no latency, {mid:,} leads", mid, False, [Step("syncd", "initial"), Step("baseline", "initial")]),
-        Scenario(f"no latency, {big:,} leads", big, False, [*incremental, Step("baseline", "initial")]),
+        Scenario(f"no latency, {big:,} leads", big, False, [*incremental, Step("verify", "verify", big),
+                                                             Step("baseline", "initial")]),
         Scenario(f"realistic latency, {lat:,} leads", lat, True, [
             Step("syncd", "initial"), Step("baseline", "initial"),
             Step("syncd", "1% changed", lat // 100), Step("baseline", "1% changed", 0),
@@ -84,6 +85,10 @@ class Sim:
         requests.post(f"{self.url}/_sim/mutate", json={"count": count, "seed": 9, "modstamp": stamp}, timeout=600)
         time.sleep(1.1)  # the next window must end after the changes' second
 
+    def pad_list(self, total: int) -> None:
+        """Fill the CXone list up to ``total`` records (the extra ones syncd never sent)."""
+        requests.post(f"{self.url}/_sim/cxone/pad", json={"total": total}, timeout=600)
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
@@ -118,16 +123,21 @@ def run_scenario(sc: Scenario, workdir: Path) -> None:
         config.write_text(text)
         env = {**os.environ, **sim.env}
         for step in sc.steps:
-            if step.change:
+            if step.tool == "verify":
+                sim.pad_list(step.change)
+            elif step.change:
                 sim.mutate(step.change)
             before = sim.stats()
-            if step.tool == "syncd":
+            if step.tool == "verify":
+                cmd = [PY, "-m", "syncd", "verify", "--config", str(config)]
+            elif step.tool == "syncd":
                 cmd = [PY, "-m", "syncd", "sync", "--config", str(config)]
             else:
                 cmd = [PY, str(ROOT / "bench" / "baseline.py"), "--config", str(config)]
             figures, out = measure(cmd, env, workdir)
             after = sim.stats()
-            read = int(out.split("read ", 1)[1].split()[0].replace(",", "").rstrip(","))
+            word = "verified " if step.tool == "verify" else "read "
+            read = int(out.split(word, 1)[1].split()[0].replace(",", "").rstrip(","))
             sf_calls, sf_bytes = delta(before, after, "sf.")
             cx_calls, cx_bytes = delta(before, after, "cxone.")
             db = workdir / "state" / "syncd.db"
@@ -219,6 +229,10 @@ def targets(sc: list[Scenario]) -> list[str]:
         if none:
             lines.append(f"- {none['scenario']}: the no-change run made {none['cxone_calls']} CXone calls "
                          f"(target 0): {verdict(none['cxone_calls'] == 0)}")
+    ver = find(big, tool="verify", run="verify")
+    if ver:
+        lines.append(f"- `syncd verify` of a {ver['read']:,}-record list: peak RSS {ver['maxrss_mb']:.0f} MB in "
+                     f"{ver['wall']:.1f} s (target < 250 MB): {verdict(ver['maxrss_mb'] < 250)}")
     per_lead = [r["state_bytes"] / r["tracked"] for r in mid + big if r["tool"] == "syncd" and r["tracked"]]
     if per_lead:
         worst = max(per_lead)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import sys
@@ -16,7 +15,6 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from syncd import logs
 from syncd.config import Config, load_config, resolve_path
@@ -111,35 +109,96 @@ def run(
 
 
 @app.command()
-def sync(config: Path | None = ConfigOpt, verbose: bool = VerboseOpt) -> None:
+def sync(
+    config: Path | None = ConfigOpt,
+    verbose: bool = VerboseOpt,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Read Salesforce and say what would be uploaded, "
+                                 "removed and suppressed; change nothing in CXone or the state."),
+    as_json: bool = typer.Option(False, "--json", help="With --dry-run: one JSON object."),
+    allow_mass_removal: bool = typer.Option(False, "--allow-mass-removal",
+                                            help="Send removals beyond cxone.max_removal_percent this once."),
+) -> None:
     """Run one sync now (resuming anything interrupted), with progress on a terminal."""
+    from syncd.runner import dry_run as plan_run
     from syncd.runner import sync_once
 
-    logs.setup(logging.DEBUG if verbose else logging.INFO)
+    if as_json and not dry_run:
+        say("syncd: --json goes with --dry-run (a real sync prints one line; see `syncd status --json`)")
+        raise typer.Exit(EXIT_USAGE)
+    logs.setup(logging.DEBUG if verbose else logging.WARNING if as_json else logging.INFO)
     with errors():
         cfg, secrets = _config_and_secrets(config)
+        if dry_run:
+            result = plan_run(cfg, secrets)
+            _print_plan(result, as_json)
+            raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
         if err.is_terminal:
             bar, update = _progress_bar("sync")
             with bar:
-                result = sync_once(cfg, secrets, on_progress=update)
+                result = sync_once(cfg, secrets, on_progress=update, allow_mass_removal=allow_mass_removal)
         else:
-            result = sync_once(cfg, secrets)
+            result = sync_once(cfg, secrets, allow_mass_removal=allow_mass_removal)
     print(_run_line(result), flush=True)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
+def _print_plan(result: RunResult, as_json: bool) -> None:
+    plan = {"read": result.read, "skipped": result.skipped, **result.plan, "error": result.error}
+    if as_json:
+        print(json.dumps(plan), flush=True)
+        return
+    if result.error:
+        say(f"syncd: dry run failed: {result.error}")
+    print(f"dry run: read {result.read:,} leads from Salesforce; nothing was sent and the state is unchanged")
+    for key, verb in (("upload", "would upload"), ("remove", "would remove"), ("suppress", "would suppress"),
+                      ("expire", "left to expire")):
+        part = plan.get(key) or {"count": 0, "first_ids": []}
+        more = " …" if part["count"] > len(part["first_ids"]) else ""
+        ids = f" ({', '.join(part['first_ids'])}{more})" if part["first_ids"] else ""
+        print(f"  {verb}: {part['count']:,}{ids}")
+
+
 @app.command()
-def doctor(config: Path | None = ConfigOpt) -> None:
-    """Check the configuration, the state, Salesforce and CXone reachability, auth and the list."""
+def doctor(
+    config: Path | None = ConfigOpt,
+    probe: bool = typer.Option(False, "--probe", help="Run the UNVERIFIED-behaviour experiments on a scratch list."),
+    list_id: int | None = typer.Option(None, "--list-id", help="With --probe: a scratch list, not the configured one."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check the configuration, the state, Salesforce and CXone reachability, auth and the list;
+    with --probe, prove on a scratch list how this tenant's CXone behaves and which settings to use."""
     from syncd.doctor import run_checks
 
+    if probe and list_id is None:
+        say("syncd: --probe needs --list-id N, a scratch list that is not the configured one")
+        raise typer.Exit(EXIT_USAGE)
     with errors():
         cfg, secrets = _config_and_secrets(config)
-        failed = 0
+        if probe:
+            assert list_id is not None
+            _probe(cfg, secrets, list_id, as_json)
+        failed, checks = 0, []
         for check in run_checks(cfg, secrets):
             failed += not check.ok
-            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}", flush=True)
+            checks.append(check.__dict__)
+            if not as_json:
+                print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}", flush=True)
+        if as_json:
+            print(json.dumps({"checks": checks}), flush=True)
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _probe(cfg: Config, secrets: Secrets, list_id: int, as_json: bool) -> None:
+    from syncd.probe import Probe
+
+    report = Probe(cfg, secrets, list_id).run()
+    if as_json:
+        print(json.dumps(report.as_json()), flush=True)
+    else:
+        for v in report.verdicts:
+            print(f"{'ok  ' if v.ok else 'FAIL'}  {v.name}: {v.verdict}" + (f" ({v.detail})" if v.detail else ""))
+        print("# use in [cxone.call_lists]:\n" + "\n".join(report.config_lines()), flush=True)
+    raise typer.Exit(EXIT_OK if report.verdicts and report.verdicts[0].ok else EXIT_FAILED)
 
 
 @app.command()
@@ -153,86 +212,6 @@ def status(config: Path | None = ConfigOpt, as_json: bool = typer.Option(False, 
         out.print_json(json.dumps(snapshot))
     else:
         out.print(report.status_table(snapshot))
-
-
-@app.command()
-def skipped(config: Path | None = ConfigOpt, as_csv: bool = typer.Option(False, "--csv")) -> None:
-    """Leads that are not on the list, with the reason (audit)."""
-    from syncd import report
-
-    with errors():
-        rows = report.skipped(_config(config))
-        if as_csv:
-            writer = csv.writer(sys.stdout)
-            writer.writerow(["lead_id", "reason", "detail", "run_id", "modstamp"])
-            for r in rows:
-                writer.writerow([r["lead_id"], r["reason"], r["detail"], r["run_id"], r["modstamp"]])
-            return
-        t = Table("lead", "reason", "detail", "run", "SystemModstamp")
-        for r in rows:
-            t.add_row(r["lead_id"], r["reason"], r["detail"], str(r["run_id"]), r["modstamp"] or "")
-        out.print(t)
-
-
-BATCH_STATES = ("staged", "submitted", "completed", "failed")
-
-
-@app.command()
-def jobs(
-    config: Path | None = ConfigOpt,
-    state: str | None = typer.Option(None, "--state", help="staged | submitted | completed | failed"),
-    as_json: bool = typer.Option(False, "--json"),
-    limit: int = typer.Option(100, help="Newest batches to show."),
-) -> None:
-    """Batches and their CXone job ids, upload attempts, errors and parked leads."""
-    from syncd import report
-
-    if state is not None and state not in BATCH_STATES:
-        say(f"syncd: --state must be one of {', '.join(BATCH_STATES)}, not {state!r}")
-        raise typer.Exit(EXIT_USAGE)
-    with errors():
-        rows = report.jobs(_config(config), state, limit)
-    if as_json:
-        out.print_json(json.dumps(rows))
-        return
-    t = Table("batch", "kind", "state", "CXone job", "rows", "uploads", "parked", "created", "error")
-    for r in rows:
-        t.add_row(r["id"], r["kind"], r["state"], r["job_id"] or "", f"{r['rows']:,}", str(r["uploads"]),
-                  str(r["parked"] or ""), r["created_at"][:19], r["error"] or "")
-    out.print(t)
-
-
-@app.command("replay-job")
-def replay_job(
-    job: str = typer.Argument(..., metavar="ID", help="A CXone job id or a syncd batch id."),
-    config: Path | None = ConfigOpt,
-) -> None:
-    """Re-queue a finished job's leads, with their current content, as a new batch (parked leads too)."""
-    from syncd import admin
-
-    with errors():
-        staged = admin.replay_job(_config(config), job)
-    for batch_id, kind, rows in staged:
-        print(f"staged {kind} batch {batch_id} with {rows:,} leads; the next run (or the running daemon) sends it")
-
-
-@app.command()
-def reset(
-    config: Path | None = ConfigOpt,
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-) -> None:
-    """Rewind the watermark so the next run re-reads the whole org (acked hashes are kept)."""
-    from syncd import admin
-
-    with errors():
-        cfg = _config(config)
-        if not yes and not typer.confirm(f"Rewind {cfg.state.path} for a full resync?", default=False):
-            say("syncd: reset cancelled; nothing changed")
-            raise typer.Exit(EXIT_FAILED)
-        before = admin.reset(cfg)
-    print(f"watermark {before['watermark'] or 'none'} cleared"
-          + (" and the open window dropped" if before["window_open"] else "")
-          + "; the next run reads the whole org and sends only what CXone does not already have")
 
 
 @app.command()
@@ -317,3 +296,7 @@ def demo(
 
 def main() -> None:
     app()
+
+
+# The admin commands live in their own module and register themselves on ``app``.
+from syncd import cli_admin  # noqa: E402, F401

@@ -10,6 +10,10 @@ lead is not callable) and ``acked`` (what CXone confirmed, None when it is not o
   from parking; the same content changes neither.
 - **ack**: ``acked`` becomes exactly the hash that was sent (a lead changed meanwhile stays dirty).
 - **fail**: attempts + 1; at ``max_attempts`` a lead still dirty is parked until ``replay-job``.
+- **keep-alive**: a lead whose confirmed content is current and whose record expires by
+  ``refresh_until`` (today + ``refresh_before_days``) gets ``acked`` = ``STALE``: dirty, so it is sent
+  again, and still on the list (were it to turn uncallable meanwhile, it is a pending removal).
+- **expired**: a record past its last day is off the list: ``acked`` becomes None.
 
 The store runs these rules as SQL (``syncd/store/leads.py``, ``outbox.py``); ``tests/test_diff.py``
 holds the two equal. ``HASH_VERSION`` names the canonical form: change the form, bump it.
@@ -24,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from syncd.store.leads import LeadUpdate
+from syncd.store.leads import STALE, LeadUpdate
 from syncd.transform import Contact, Rules, Skip, dnc_numbers, transform
 
 HASH_VERSION = 1
@@ -85,6 +89,15 @@ def fail(lead: LeadState, max_attempts: int) -> LeadState:
     attempts = lead.attempts + 1
     parked = lead.parked or (attempts >= max_attempts and is_dirty(lead))
     return replace(lead, in_batch=False, attempts=attempts, parked=parked)
+
+
+def is_due_refresh(lead: LeadState, expires_on: str | None, refresh_until: str) -> bool:
+    return (lead.acked is not None and lead.acked == lead.seen and not lead.in_batch and expires_on is not None
+            and expires_on <= refresh_until)
+
+
+def refresh(lead: LeadState) -> LeadState:
+    return replace(lead, acked=STALE)
 
 
 def page_updates(records: Iterable[Any], rules: Rules, render: Callable[[Contact], str],

@@ -42,6 +42,15 @@ def _state(config: Config) -> str:
     return f"{path} will be created on the first run"
 
 
+def _dnc_group(sink: object, group_id: int, skill_id: int) -> str:
+    skills = sink.dnc().scrubbed_skills()  # type: ignore[attr-defined]
+    if skill_id not in skills:
+        raise SyncdError(f"DNC group {group_id} does not scrub skill {skill_id} (it scrubs {sorted(skills) or 'none'}):"
+                         " its numbers would still be dialled on this list; add the skill to the group's scrubbed "
+                         "skills in CXone")
+    return f"DNC group {group_id} scrubs skill {skill_id}"
+
+
 def run_checks(config: Config, secrets: Secrets) -> Iterator[Check]:
     session = make_session(retries=1, timeout=(min(config.http.connect_timeout_seconds, 5.0),
                                                min(config.http.read_timeout_seconds, 30.0)))
@@ -79,5 +88,11 @@ def run_checks(config: Config, secrets: Secrets) -> Iterator[Check]:
         if auth.ok:
             yield check("salesforce query", salesforce_query)
         yield check(f"cxone {config.cxone.api}", cxone)
+        cl = config.cxone.call_lists
+        if config.cxone.api == "call-lists" and cl is not None and cl.dnc_group_id:
+            yield check("cxone dnc group", lambda: _dnc_group(sink, cl.dnc_group_id, cl.skill_id))
+        elif config.cxone.api == "call-lists" and cl is not None and cl.removal == "expire-only":
+            yield Check("cxone dnc group", False, "removal = 'expire-only' without dnc_group_id: a lead that turns "
+                        "Do Not Call stays callable until its record expires; set dnc_group_id")
     finally:
         session.close()

@@ -191,6 +191,10 @@ class Engine:
         if self.verifier.due() or (self.loader.answer_lost and self.verifier.possible):
             self._phase("verifying")
             self.verified = self.verifier.run()
+            if self.verified.get("replaced"):
+                # Sending the missing leads in batches would wipe the list again: stop here; they wait
+                # (dirty) for the run after upload_mode is changed.
+                self._check_closed_loop()
             self._phase("delivering")
             self._deliver()  # what verification found missing or wrong goes now
         self._report_unremovable()

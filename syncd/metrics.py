@@ -43,6 +43,7 @@ class StateCollector:
             totals = store.totals()
             counts = store.counts()
             last_ok = store.last_success()
+            checked = store.last_verification()
         finally:
             store.close()
         for name, value, text in (("read", totals["read"], "Lead records read from Salesforce"),
@@ -54,7 +55,7 @@ class StateCollector:
             skipped.add_metric([reason], n)
         yield skipped
         leads = GaugeMetricFamily("syncd_leads", "Tracked leads by state", labels=["state"])
-        for key in ("tracked", "on_list", "dirty", "pending_removal", "parked"):
+        for key in ("tracked", "on_list", "dirty", "pending_removal", "parked", "suppressed", "unremovable"):
             leads.add_metric([key], counts["leads"][key])
         yield leads
         batches = GaugeMetricFamily("syncd_batches", "Batches by state", labels=["state"])
@@ -63,6 +64,15 @@ class StateCollector:
         yield batches
         yield GaugeMetricFamily("syncd_jobs_in_flight", "CXone jobs submitted and not yet closed",
                                 value=counts["batches"]["submitted"])
+        if checked is not None:
+            drift = GaugeMetricFamily("syncd_verify_drift", "What the last verification of the list found",
+                                      labels=["kind"])
+            for kind in ("missing", "expired", "finalized", "wrong", "unexpected", "removed_again", "unrestorable"):
+                drift.add_metric([kind], checked[kind])
+            drift.add_metric(["unremovable"], counts["leads"]["unremovable"])
+            yield drift
+            yield GaugeMetricFamily("syncd_verify_timestamp_seconds", "When the list was last verified",
+                                    value=datetime.fromisoformat(checked["at"]).timestamp())
         if last_ok:
             yield GaugeMetricFamily("syncd_last_success_timestamp_seconds", "End of the last successful run",
                                     value=datetime.fromisoformat(last_ok).timestamp())

@@ -42,6 +42,7 @@ def status(config: Config, now: datetime | None = None) -> dict[str, Any]:
         counts = store.counts()
         last = store.last_run()
         daemon = store.daemon()
+        checked = store.last_verification()
     finally:
         store.close()
     window = None
@@ -56,10 +57,21 @@ def status(config: Config, now: datetime | None = None) -> dict[str, Any]:
         last_run = {k: last[k] for k in ("id", "started_at", "finished_at", "read", "sent", "removed", "skipped",
                                          "error", "pid", "heartbeat_at")}
         last_run["status"] = run_status
+    cl = config.cxone.call_lists
+    lets_expire = config.cxone.api == "call-lists" and cl is not None and (
+        cl.removal == "expire-only" or cl.upload_mode == "snapshot")
+    counts["leads"]["expiring"] = counts["leads"]["pending_removal"] if lets_expire else 0
+    verify = None
+    if checked is not None:
+        verify = {k: checked[k] for k in ("at", "records", "missing", "expired", "finalized", "wrong", "unexpected",
+                                          "removed_again", "unremovable", "unrestorable", "replaced")}
+        verify["unremovable"] = counts["leads"]["unremovable"]  # as it stands now, not only when last checked
     return {
         "watermark": iso(st.watermark),
         "window": window,
         **counts,
+        "verify": verify,
+        "last_full_refresh": None,
         "last_run": last_run,
         "daemon": _daemon(daemon, holder, now or datetime.now(timezone.utc)),
         "lock_holder": holder if holder and holder > 0 else None,
@@ -118,7 +130,62 @@ def status_table(s: dict[str, Any]) -> Table:
     t.add_row("leads", f"tracked {le['tracked']:,} · on list {le['on_list']:,} · dirty {le['dirty']:,} · "
                        f"pending removal {le['pending_removal']:,} · parked {le['parked']:,} · "
                        f"removed {le['removed']:,}")
+    if le["suppressed"] or le["expiring"] or le["unremovable"]:
+        t.add_row("", f"suppressed {le['suppressed']:,} · expiring {le['expiring']:,} · "
+                      f"unremovable {le['unremovable']:,}")
+    v = s["verify"]
+    t.add_row("verified", "never (see `syncd verify`)" if v is None else
+              f"{v['at']}: {v['records']:,} records · missing {v['missing']:,} · expired {v['expired']:,} · "
+              f"wrong {v['wrong'] + v['finalized']:,} · unexpected {v['unexpected']:,} · "
+              f"unremovable {v['unremovable']:,}")
     b = s["batches"]
     t.add_row("batches", " · ".join(f"{k} {v:,}" for k, v in b.items()))
     t.add_row("skipped", " · ".join(f"{k} {v:,}" for k, v in s["skipped"].items()) or "none")
     return t
+
+
+def lead_story(config: Config, lead_id: str) -> dict[str, Any]:
+    """One lead's story: what Salesforce said, what was sent when (batch, job), acked, verified, skipped."""
+    store = _open(config)
+    try:
+        return {"id": lead_id, **store.lead_history(lead_id)}
+    finally:
+        store.close()
+
+
+def story_lines(s: dict[str, Any]) -> list[str]:
+    lead, skip = s["lead"], s["skip"]
+    lines = [f"lead {s['id']}"]
+    if lead is None and skip is None and not s["batches"]:
+        return [*lines, "  syncd has never read this lead (or it was never callable and left no trace)"]
+    if skip is not None:
+        lines.append(f"  salesforce: not callable ({skip['reason']}{': ' + skip['detail'] if skip['detail'] else ''}),"
+                     f" read in run {skip['run_id']} at SystemModstamp {skip['modstamp']}")
+    if lead is not None:
+        if lead["seen_hash"]:
+            lines.append(f"  salesforce: callable on {lead['phone']}, SystemModstamp {lead['modstamp']}")
+        stale = lead["acked_hash"] == "00"
+        on = "CXone confirmed it" + (", due to be sent again" if stale else
+                                     "" if lead["acked_hash"] == lead["seen_hash"] else ", with older content")
+        lines.append(f"  cxone: {on if lead['acked_hash'] else 'not on the list'}"
+                     + (f" (batch {lead['acked_batch']}, record expires {lead['expires_on']})"
+                        if lead["acked_hash"] else "")
+                     + (f"; removal answered at {lead['removed_at']}, not yet verified" if lead["removed_at"] else ""))
+        if lead["batch_id"]:
+            lines.append(f"  in flight in batch {lead['batch_id']}")
+        if lead["parked"]:
+            lines.append(f"  parked after {lead['attempts']} attempts: {lead['parked']} (batch {lead['parked_batch']})")
+        if lead["drift"]:
+            lines.append(f"  verification found it {lead['drift']} ({lead['misses']} time(s) in a row)")
+    for b in s["batches"]:
+        job = f" as job {b['job_id']}" if b["job_id"] else ""
+        lines.append(f"  {b['created_at']}: {'snapshot' if b['snapshot'] else b['kind']} batch {b['id']}{job}, "
+                     f"{b['state']}" + (f" at {b['finished_at']}" if b["finished_at"] else "")
+                     + (f" ({b['error']})" if b["error"] else ""))
+    for p in s["suppression"]:
+        lines.append(f"  do not call: {p['phone']} " + (f"suppressed since {p['added_at']}" if p["added_at"]
+                                                         else "waiting to be suppressed"))
+    v = s["last_verification"]
+    if v is not None and lead is not None and not lead["drift"]:
+        lines.append(f"  last verification {v['at']}: nothing wrong with it")
+    return lines

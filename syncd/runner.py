@@ -7,13 +7,14 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from syncd.clock import utcnow
 from syncd.config import Config
 from syncd.context import Progress
 from syncd.cxone import make_sink
 from syncd.engine import Engine, RunResult
-from syncd.errors import StateError
+from syncd.errors import Refused, StateError
 from syncd.http import session_for
 from syncd.lock import StateLock
 from syncd.salesforce import SalesforceClient
@@ -120,3 +121,53 @@ def sync_once(
     finally:
         lock.release()
 
+
+
+def verify_now(config: Config, secrets: Secrets, now: Callable[[], datetime] = utcnow) -> dict[str, Any]:
+    """``syncd verify``: download the list, compare, mark the drift (the next run heals it). Returns the
+    counts, and ``problem``: the setting this tenant contradicts, if any."""
+    from syncd.context import RunContext
+    from syncd.verify import Verifier, mismatch
+
+    if config.cxone.api != "call-lists" or config.cxone.call_lists is None:
+        raise Refused("the contacts-batch API offers no way to read the contacts back; nothing to verify")
+    lock = StateLock(config.state.path)
+    lock.acquire()
+    try:
+        store = open_state(config, lock)
+        session = session_for(config.http)
+        try:
+            ctx = RunContext(config, store, make_sink(config, secrets, session, now), now, lambda: None)
+            found = Verifier(ctx).run()
+            found["unremovable"] = store.unremovable()
+            problem = mismatch(found, config.cxone.call_lists.removal)
+            return {"at": now().isoformat(), **found, "problem": str(problem) if problem else None}
+        finally:
+            session.close()
+            close_state(store, lock)
+    finally:
+        lock.release()
+
+
+def dry_run(config: Config, secrets: Secrets, now: Callable[[], datetime] = utcnow) -> RunResult:
+    """``syncd sync --dry-run``: read Salesforce into a copy of the state and say what a run would send.
+    Neither CXone nor the state is touched (the copy is taken with SQLite's backup API and dropped)."""
+    import sqlite3
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="syncd-dry-run-") as tmp:
+        copy = Path(tmp) / "syncd.db"
+        if config.state.path.exists():
+            source = Store(config.state.path, readonly=True)
+            try:
+                target = sqlite3.connect(copy)
+                source.conn.backup(target)
+                target.close()
+            finally:
+                source.close()
+        scratch = config.model_copy(update={"state": config.state.model_copy(update={"path": copy})})
+        store = Store(copy)
+        try:
+            return run_engine(scratch, secrets, now=now, store=store, dry_run=True)
+        finally:
+            store.close()

@@ -19,7 +19,8 @@ MAX_ATTEMPTS = 2
 HASHES = {"a": b"a" * 16, "b": b"b" * 16}
 
 events = st.lists(st.one_of(st.tuples(st.just("observe"), st.sampled_from([None, "a", "b"])),
-                            st.tuples(st.sampled_from(["stage", "ack", "fail"]), st.none())), max_size=25)
+                            st.tuples(st.sampled_from(["stage", "ack", "fail", "refresh"]), st.none())), max_size=25)
+EXPIRES, TODAY, REFRESH_UNTIL = "2024-06-14", "2024-05-15", "2024-06-20"  # every ack is due its keep-alive
 
 
 def stored(store: Store) -> LeadState | None:
@@ -55,10 +56,14 @@ def test_the_store_follows_the_rules_of_diff(steps: list[tuple[str, str | None]]
             elif event == "ack" and batch is not None:
                 batch_id, kind, sent = batch
                 if kind == "upsert":
-                    store.ack_batch(batch_id, T)
+                    store.ack_batch(batch_id, T, EXPIRES)
                 else:
                     store.finish_removal(batch_id, [LEAD], [], run, MAX_ATTEMPTS, T)
                 model, batch = diff.ack(model, sent if kind == "upsert" else None), None
+            elif event == "refresh":
+                store.expire_and_refresh(TODAY, REFRESH_UNTIL)
+                if diff.is_due_refresh(model, EXPIRES if model.acked is not None else None, REFRESH_UNTIL):
+                    model = diff.refresh(model)
             elif event == "fail" and batch is not None:
                 batch_id, kind, _ = batch
                 if kind == "upsert":

@@ -239,6 +239,7 @@ client_id = "{cx.CLIENT_ID}"
         r.add("POST", "/_sim/revoke", "sim.revoke", self._c_revoke)
         r.add("GET", "/_sim/cxone/list", "sim.list", self._c_list)
         r.add("GET", "/_sim/cxone/contacts", "sim.contacts", self._c_contacts)
+        r.add("POST", "/_sim/cxone/pad", "sim.pad", self._c_pad)
         r.add("GET", "/_sim/cxone/uploads", "sim.uploads", self._c_uploads)
         r.add("POST", "/_sim/cxone/cancel", "sim.cancel", self._c_cancel)
         r.add("GET", "/_sim/stats", "sim.stats", lambda q: Response(200, self.stats_view()))
@@ -310,6 +311,22 @@ client_id = "{cx.CLIENT_ID}"
             every = {ext: target.view(ext, r, self.now()) for ext, r in target.records.items()}
             return Response(200, {"callable": self.cx.callable(list_id), "records": every, "invalid": target.invalid,
                                   "dnc": {g: sorted(self.cx.dnc.numbers(g)) for g in self.cx.dnc.groups}})
+
+    def _c_pad(self, req: Request) -> Response:
+        """Fill list 1234 up to ``total`` records that syncd never sent (for the verification bench)."""
+        from syncd.sim.calllist import Record
+
+        total = int((req.json() or {}).get("total", 0))
+        with self.lock:
+            target = self.cx.lists[1234]
+            n = 0
+            while len(target.records) < total:
+                n += 1
+                ext = f"pad{n:012d}"
+                if ext not in target.records:
+                    target.records[ext] = Record({"ExternalId": ext, "PhoneNumber": f"+1555{n % 10_000_000:07d}",
+                                                  "FirstName": "Pad", "LastName": str(n)}, 5678)
+            return Response(200, {"records": len(target.records)})
 
     def set_readings(self, **readings: str) -> None:
         """Pick the answer to each UNVERIFIED CXone behaviour (see ``syncd/sim/calllist.py``)."""

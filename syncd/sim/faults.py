@@ -40,7 +40,8 @@ from typing import Any
 
 from syncd.sim.http import Response
 
-KINDS = ("cut-after", "badjson-after", "429", "429-bare", "500", "502", "503", "504", "drop", "slow", "badjson", "cut", "session", "locator",
+KINDS = ("cut-after", "badjson-after",
+         "429", "429-bare", "500", "502", "503", "504", "drop", "slow", "badjson", "cut", "session", "locator",
          "limit", "unauthorized", "reject", "partial", "nonext", "deepjson", "bigpage", "trickle", "redirect")
 
 

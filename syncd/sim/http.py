@@ -70,6 +70,15 @@ class Router:
         return None
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer (a killed sync, a cut download) is normal here.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class Server:
     """Serve ``dispatch`` on 127.0.0.1 in daemon threads; ``port=0`` picks a free port."""
 
@@ -135,7 +144,7 @@ class Server:
             do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _handle
 
         self.dispatch = dispatch
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd = _QuietServer((host, port), Handler)
         self.httpd.daemon_threads = True
         self.thread: threading.Thread | None = None
 

@@ -88,29 +88,25 @@ class LeadQueries(WindowQueries):
         return len(eligible) + len(skipped), len(skipped)
 
     @staticmethod
+    @staticmethod
     def _link_dnc(c: sqlite3.Connection, ups: list[LeadUpdate]) -> None:
         """Which leads need which numbers suppressed, from what this page shows (``diff`` rules).
 
-        A Do Not Call lead that CXone holds, held, or may be about to hold (in a batch) needs each of
-        its valid numbers and the number it was last callable on blocked; it keeps them while it stays
-        Do Not Call. A lead the page shows without Do Not Call needs none.
+        A lead flagged Do Not Call needs each of its valid numbers blocked, and the number it was last
+        callable on while CXone may still hold a record of it (acked, or in a batch). A lead the page
+        shows without Do Not Call needs none; one whose numbers changed needs only the new ones.
         """
         dnc = {u.lead_id: u for u in ups if u.dnc}
         others = [u.lead_id for u in ups if not u.dnc]
-        for lead_id in existing(c, "dnc_links", "lead_id", others):
+        for lead_id in existing(c, "dnc_links", "lead_id", others + list(dnc)):
             c.execute("DELETE FROM dnc_links WHERE lead_id = ?", (lead_id,))
         if not dnc:
             return
-        ids = json.dumps(list(dnc))
-        held = dict(c.execute(
-            "SELECT id, phone FROM leads WHERE id IN (SELECT value FROM json_each(?)) AND (acked_hash IS NOT NULL "
-            "OR batch_id IS NOT NULL OR removed_at IS NOT NULL)", (ids,)).fetchall())
-        linked = existing(c, "dnc_links", "lead_id", list(dnc))
-        rows = []
-        for lead_id, u in dnc.items():
-            if lead_id in held or lead_id in linked:
-                numbers = set(u.dnc) | ({held[lead_id]} if held.get(lead_id) else set())
-                rows += [(phone, lead_id, u.modstamp) for phone in sorted(numbers)]
+        last = dict(c.execute("SELECT id, phone FROM leads WHERE id IN (SELECT value FROM json_each(?)) "
+                              "AND phone IS NOT NULL AND (acked_hash IS NOT NULL OR batch_id IS NOT NULL)",
+                              (json.dumps(list(dnc)),)).fetchall())
+        rows = [(phone, lead_id, u.modstamp) for lead_id, u in dnc.items()
+                for phone in sorted(set(u.dnc) | ({last[lead_id]} if lead_id in last else set()))]
         c.executemany("INSERT OR IGNORE INTO dnc_links (phone, lead_id, since) VALUES (?, ?, ?)", rows)
 
     def expire_and_refresh(self, today: str, refresh_until: str) -> tuple[int, int]:

@@ -44,3 +44,20 @@ class ReportQueries(Database):
         """When the last run that ended ``ok`` finished (ISO), or None."""
         value = self._value("SELECT max(finished_at) FROM runs WHERE status = 'ok'")
         return str(value) if value else None
+
+    def lead_history(self, lead_id: str) -> dict[str, Any]:
+        """Everything the state knows of one lead, for ``syncd lead``."""
+        return {
+            "lead": self._one("SELECT id, hex(seen_hash) AS seen_hash, hex(acked_hash) AS acked_hash, phone, modstamp, "
+                              "batch_id, attempts, parked, parked_batch, expires_on, acked_batch, removed_at, misses, "
+                              "drift FROM leads WHERE id = ?", (lead_id,)),
+            "skip": self._one("SELECT reason, detail, run_id, modstamp FROM skips WHERE lead_id = ?", (lead_id,)),
+            "batches": self._rows(
+                "SELECT b.id, b.kind, b.state, b.job_id, b.snapshot, b.created_at, b.submitted_at, b.finished_at, "
+                "b.error, hex(m.hash) AS hash FROM batch_members m JOIN batches b ON b.id = m.batch_id "
+                "WHERE m.lead_id = ? ORDER BY b.created_at, b.id", (lead_id,)),
+            "suppression": self._rows(
+                "SELECT k.phone, k.since, s.added_at FROM dnc_links k LEFT JOIN suppressions s ON s.phone = k.phone "
+                "WHERE k.lead_id = ? ORDER BY k.phone", (lead_id,)),
+            "last_verification": self._one("SELECT at, run_id FROM verifications ORDER BY id DESC LIMIT 1"),
+        }
