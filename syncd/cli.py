@@ -189,16 +189,17 @@ def doctor(
 
 
 def _probe(cfg: Config, secrets: Secrets, list_id: int, as_json: bool) -> None:
-    from syncd.probe import Probe
+    from syncd.probe import BLOCKING, Probe
 
     report = Probe(cfg, secrets, list_id).run()
     if as_json:
         print(json.dumps(report.as_json()), flush=True)
     else:
         for v in report.verdicts:
-            print(f"{'ok  ' if v.ok else 'FAIL'}  {v.name}: {v.verdict}" + (f" ({v.detail})" if v.detail else ""))
+            mark = "ok  " if v.ok else "FAIL" if v.name in BLOCKING else "warn"
+            print(f"{mark}  {v.name}: {v.verdict}" + (f" ({v.detail})" if v.detail else ""))
         print("# use in [cxone.call_lists]:\n" + "\n".join(report.config_lines()), flush=True)
-    raise typer.Exit(EXIT_OK if report.verdicts and report.verdicts[0].ok else EXIT_FAILED)
+    raise typer.Exit(EXIT_FAILED if report.blocked else EXIT_OK)
 
 
 @app.command()

@@ -67,7 +67,8 @@ class StateCollector:
         if checked is not None:
             drift = GaugeMetricFamily("syncd_verify_drift", "What the last verification of the list found",
                                       labels=["kind"])
-            for kind in ("missing", "expired", "finalized", "wrong", "unexpected", "removed_again", "unrestorable"):
+            for kind in ("missing", "expired", "finalized", "wrong", "unexpected", "removed_again", "unrestorable",
+                         "rejected"):
                 drift.add_metric([kind], checked[kind])
             drift.add_metric(["unremovable"], counts["leads"]["unremovable"])
             yield drift

@@ -26,6 +26,8 @@ from syncd.transform import Contact
 
 PROBE_IDS = tuple(f"syncdprobe{n:08d}" for n in range(1, 5))
 PROBE_PHONES = tuple(f"+1202555{100 + n:04d}" for n in range(1, 5))  # 555-0101..0104: fictional
+# Verdicts that, when not ok, mean syncd cannot load this list at all (the others name a setting).
+BLOCKING = ("api_version", "list_file", "expiration_date")
 
 
 @dataclass
@@ -42,9 +44,14 @@ class ProbeReport:
     verdicts: list[Verdict] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def blocked(self) -> bool:
+        """Whether the list cannot be loaded as configured (api version, file, expiration refused)."""
+        return not self.verdicts or any(not v.ok for v in self.verdicts if v.name in BLOCKING)
+
     def as_json(self) -> dict[str, Any]:
-        return {"list_id": self.list_id, "verdicts": [v.__dict__ for v in self.verdicts], "settings": self.settings,
-                "config_lines": self.config_lines()}
+        return {"list_id": self.list_id, "usable": not self.blocked, "verdicts": [v.__dict__ for v in self.verdicts],
+                "settings": self.settings, "config_lines": self.config_lines()}
 
     def config_lines(self) -> list[str]:
         return [f"{k} = {v!r}".replace("'", '"') for k, v in self.settings.items()]

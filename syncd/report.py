@@ -64,7 +64,7 @@ def status(config: Config, now: datetime | None = None) -> dict[str, Any]:
     verify = None
     if checked is not None:
         verify = {k: checked[k] for k in ("at", "records", "missing", "expired", "finalized", "wrong", "unexpected",
-                                          "removed_again", "unremovable", "unrestorable", "replaced")}
+                                          "removed_again", "unremovable", "unrestorable", "rejected", "replaced")}
         verify["unremovable"] = counts["leads"]["unremovable"]  # as it stands now, not only when last checked
     return {
         "watermark": iso(st.watermark),

@@ -32,6 +32,7 @@ class Env:
     def write_config(self, **kw: Any) -> Path:
         kw = {**self.settings, **kw}
         kw.setdefault("poll_interval", 0.05)
+        kw.setdefault("max_removal_percent", 100)  # tests that change many leads at once are not mass removals
         kw.setdefault("state_path", str(self.tmp / "state" / "syncd.db"))
         text = self.sim.config_toml(api=self.api, **kw)
         self.config_path.write_text(text + self.overrides)

@@ -374,3 +374,38 @@ def test_probe_from_the_command_line(env: Env) -> None:
     assert 'removal = "expire-only"' in shown.stdout
     as_json = json.loads(cli(env, "doctor", "--probe", "--list-id", str(SCRATCH_LIST), "--json").stdout)
     assert as_json["settings"] == {"upload_mode": "snapshot", "removal": "expire-only", "dnc_group_id": DNC_GROUP}
+
+
+def test_a_row_cxone_drops_silently_is_found_sent_again_and_reported(loop: LoopEnv) -> None:
+    loop.sim.seed_leads(150, seed=31)
+    eligible = sorted(oracle.expected(loop.sim.leads()))
+    loop.sim.cx.reject_ids = {eligible[0]}  # the job completes; only the list shows the row is not there
+    assert loop.sync().ok
+    assert eligible[0] not in loop.list_phones()
+    loop.clock.advance(hours=25)
+    found = loop.sync()
+    assert found.ok, found.error
+    assert found.verify is not None
+    assert found.verify["missing"] == 1
+    resent = loop.sim.cx.uploads[-1]  # sent again by the same run (dropped again: only the count shows it)
+    assert len(loop.sim.cx.uploads) == 2
+    assert (resent["rows"], resent["invalid"]) == (1, 1)
+    loop.clock.advance(hours=25)
+    again = loop.sync()
+    assert again.verify is not None
+    assert again.verify["rejected"] == 1
+    loop.sim.cx.reject_ids = set()
+    loop.clock.advance(hours=25)
+    assert loop.sync().ok
+    assert loop.list_phones() == loop.expected()
+
+
+def test_snapshot_mode_refuses_a_set_too_large_for_one_file(loop: LoopEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("syncd.outbox.SNAPSHOT_LIMIT", 10)
+    loop.settings = {"upload_mode": "snapshot"}
+    loop.sim.seed_leads(100, seed=32)
+    refused = loop.sync()
+    assert not refused.ok
+    assert refused.error is not None
+    assert "at most 10 records" in refused.error
+    assert loop.sim.cx.uploads == []

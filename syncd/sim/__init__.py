@@ -127,7 +127,7 @@ class Simulator:
     # -- configuration a client needs -----------------------------------------------------------------
     def config_toml(self, *, api: str = "call-lists", state_path: str = "state/syncd.db",
                     batch_size: int | None = None, lag_seconds: int = 0, poll_interval: float = 0.2,
-                    interval_seconds: int = 60, verify_every_hours: float = 24, max_removal_percent: float = 100,
+                    interval_seconds: int = 60, verify_every_hours: float = 24, max_removal_percent: float = 20,
                     upload_mode: str = "upsert", removal: str = "remove-prospects", dnc_group_id: int = 0,
                     expiration_days: int = 30) -> str:
         size = batch_size or (500 if api == "contacts-batch" else 5000)

@@ -185,6 +185,7 @@ def m007_closed_loop(db: sqlite_utils.Database) -> None:
     ALTER TABLE leads ADD COLUMN drift TEXT;
     CREATE INDEX leads_expiry ON leads (expires_on) WHERE expires_on IS NOT NULL;
     CREATE INDEX leads_removed ON leads (removed_at) WHERE removed_at IS NOT NULL;
+    CREATE INDEX leads_parked ON leads (parked) WHERE parked IS NOT NULL;
     ALTER TABLE batches ADD COLUMN snapshot INTEGER NOT NULL DEFAULT 0;
 
     CREATE TABLE dnc_links (
@@ -214,6 +215,7 @@ def m007_closed_loop(db: sqlite_utils.Database) -> None:
         removed_again INTEGER NOT NULL DEFAULT 0,
         unremovable INTEGER NOT NULL DEFAULT 0,
         unrestorable INTEGER NOT NULL DEFAULT 0,
+        rejected INTEGER NOT NULL DEFAULT 0,
         replaced INTEGER NOT NULL DEFAULT 0
     );
     """)

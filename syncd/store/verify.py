@@ -7,7 +7,8 @@ comparison is set-based SQL in one write transaction. The rules (DESIGN.md, "Ver
   missing or removed → ``missing``, expired → ``expired`` (both: off the list, so ``acked_hash`` NULL
   and it is sent again); finalized by CXone → ``finalized``, another number → ``wrong`` (both: still
   on the list, so ``acked_hash`` = STALE and it is sent again). ``misses`` counts verifications in a
-  row that found it so; at two a re-sent record that stays removed is ``unrestorable``.
+  row that found it so; found off the list again after that re-send, a record CXone shows removed is
+  ``unrestorable`` (re-adding does not re-activate it), one it does not show at all ``rejected``.
 - a lead acked as present and no longer wanted, whose record is gone: the removal is confirmed.
 - a removal answered as done (``removed_at``) whose record is still active → removed again
   (``removed_again``); still active at the next verification → parked ``unremovable``.
@@ -31,7 +32,7 @@ WANTED = "l.acked_hash IS NOT NULL AND l.batch_id IS NULL"
 OTHER_NUMBER = ("v.phone <> replace(l.phone, '+', '') AND NOT (length(v.phone) >= 7 "
                 "AND substr(replace(l.phone, '+', ''), -length(v.phone)) = v.phone)")
 COUNTS = ("records", "missing", "expired", "finalized", "wrong", "unexpected", "removed_again", "unremovable",
-          "unrestorable", "replaced")
+          "unrestorable", "rejected", "replaced")
 
 
 class VerifyQueries(Database):
@@ -68,6 +69,12 @@ class VerifyQueries(Database):
             n["records"] = int(c.execute("SELECT count(*) FROM temp.vrec").fetchone()[0])
             n["replaced"] = int(upsert_mode and self._replaced(c))
             wanted = f"{WANTED} AND l.seen_hash IS NOT NULL"
+            # Sent again after the last verification found them off the list, and still off it: a removed
+            # record that an upload does not bring back, or a row CXone keeps dropping (invalid to it).
+            for label, cond in (("unrestorable", f"v.state = '{REMOVED}'"), ("rejected", "v.id IS NULL")):
+                n[label] = int(c.execute(
+                    f"SELECT count(*) FROM leads l LEFT JOIN temp.vrec v ON v.id = l.id WHERE {wanted} "  # noqa: S608
+                    f"AND l.misses >= 1 AND {cond}").fetchone()[0])
             # Off the list though wanted: sent again.
             for label, cond in (("missing", f"(v.id IS NULL OR v.state = '{REMOVED}')"),
                                 ("expired", f"v.state = '{EXPIRED}'")):
@@ -75,8 +82,6 @@ class VerifyQueries(Database):
                     f"UPDATE leads SET acked_hash = NULL, misses = misses + 1, drift = ?1 WHERE id IN "  # noqa: S608
                     f"(SELECT l.id FROM leads l LEFT JOIN temp.vrec v ON v.id = l.id WHERE {wanted} AND {cond})",
                     (label,)).rowcount
-            n["unrestorable"] = int(c.execute(
-                "SELECT count(*) FROM leads WHERE drift = 'missing' AND misses >= 2").fetchone()[0])
             # On the list, but not as it should be: sent again.
             for label, cond in (("finalized", f"v.state = '{FINALIZED}'"),
                                 ("wrong", f"v.state = '{ACTIVE}' AND l.acked_hash = l.seen_hash AND {OTHER_NUMBER}")):
