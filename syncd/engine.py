@@ -188,7 +188,7 @@ class Engine:
         self.loader.removals_cleared = True
         self._phase("delivering")
         self._deliver()
-        if self.verifier.due() or (self.loader.answer_lost and self.verifier.possible):
+        if self.verifier.due() or (self.verifier.possible and (self.loader.answer_lost or self._dnc_unconfirmed())):
             self._phase("verifying")
             self.verified = self.verifier.run()
             if self.verified.get("replaced"):
@@ -212,6 +212,11 @@ class Engine:
             # max_attempts, so this ends; an ok run leaves nothing retryable undelivered.
             if not self.outbox.waiting(retries=True):
                 break
+
+    def _dnc_unconfirmed(self) -> bool:
+        """A Do Not Call lead that no DNC group blocks must be verified off the list in the run that
+        removed it, not a day later: removeProspects' answer alone proves nothing."""
+        return not self._suppressing and self.store.dnc_removals_unconfirmed() > 0
 
     @property
     def _suppressing(self) -> bool:

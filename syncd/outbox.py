@@ -55,7 +55,7 @@ class Outbox:
         store, cfg = self.ctx.store, self.ctx.cfg
         leaving = store.count_pending("remove") if "remove" in self.kinds() or self.snapshot else 0
         cl = cfg.cxone.call_lists
-        if cl is not None and cl.dnc_group_id:
+        if cfg.cxone.api == "call-lists" and cl is not None and cl.dnc_group_id:
             leaving += store.count_to_suppress()
         if allow or not leaving:
             return

@@ -409,3 +409,43 @@ def test_snapshot_mode_refuses_a_set_too_large_for_one_file(loop: LoopEnv, monke
     assert refused.error is not None
     assert "at most 10 records" in refused.error
     assert loop.sim.cx.uploads == []
+
+
+def test_doctor_checks_that_the_dnc_group_scrubs_the_skill(env: Env) -> None:
+    env.sim.seed_leads(10, seed=33)
+    env.settings = {"dnc_group_id": DNC_GROUP + 1}  # a group that scrubs no skill
+    env.write_config()
+    wrong = cli(env, "doctor")
+    assert wrong.returncode == 1
+    assert f"FAIL  cxone dnc group: DNC group {DNC_GROUP + 1} does not scrub skill 5678" in wrong.stdout
+    env.settings = {"dnc_group_id": DNC_GROUP}
+    env.write_config()
+    right = cli(env, "doctor")
+    assert right.returncode == 0, right.stdout
+    assert f"ok    cxone dnc group: DNC group {DNC_GROUP} scrubs skill 5678" in right.stdout
+
+
+def test_verify_is_refused_for_the_contacts_batch_api(env: Env) -> None:
+    env.api = "contacts-batch"
+    env.write_config()
+    refused = cli(env, "verify")
+    assert refused.returncode == 2
+    assert "no way to read the contacts back" in refused.stderr
+
+
+@pytest.mark.parametrize("removal", ["removes", "noop"])
+def test_a_do_not_call_removal_without_suppression_is_verified_in_the_same_run(loop: LoopEnv, removal: str) -> None:
+    loop.sim.set_readings(removal=removal)
+    loop.sim.seed_leads(200, seed=34)
+    assert loop.sync().ok
+    turned = dnc_turned(loop, 2)
+    result = loop.sync()
+    assert result.verify is not None  # not a day later: now
+    if removal == "removes":
+        assert result.ok, result.error
+        assert not set(turned) & set(loop.list_phones())
+    else:  # answered removed, still on the dialer: an alert naming the fix, never a quiet success
+        assert not result.ok
+        assert result.error is not None
+        assert "Do Not Call leads may still be dialled" in result.error
+        assert "dnc_group_id" in result.error

@@ -38,11 +38,18 @@ class SuppressQueries(Database):
                           "(SELECT 1 FROM dnc_links k WHERE k.phone = suppressions.phone)", [(p,) for p in phones])
 
     def dnc_exposed(self) -> int:
-        """Do Not Call leads CXone may still dial: their record is on the list (not removed) and a number
-        of theirs is not suppressed."""
+        """Do Not Call leads CXone may still dial: their record is on the list (not removed, or removed
+        and found active since) and a number of theirs is not suppressed."""
         return int(self._value(
             "SELECT count(DISTINCT k.lead_id) FROM dnc_links k JOIN leads l ON l.id = k.lead_id "
-            "WHERE l.acked_hash IS NOT NULL AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = k.phone)"))
+            "WHERE (l.acked_hash IS NOT NULL OR l.drift IN ('removed_again', 'unremovable')) "
+            "AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = k.phone)"))
+
+    def dnc_removals_unconfirmed(self) -> int:
+        """Do Not Call leads whose removal CXone answered as done and no verification has confirmed."""
+        return int(self._value(
+            "SELECT count(DISTINCT k.lead_id) FROM dnc_links k JOIN leads l ON l.id = k.lead_id "
+            "WHERE l.removed_at IS NOT NULL AND l.acked_hash IS NULL"))
 
     def lead_suppression(self, lead_id: str) -> list[dict[str, object]]:
         return self._rows("SELECT k.phone, k.since, s.added_at FROM dnc_links k LEFT JOIN suppressions s "

@@ -82,8 +82,8 @@ class VerifyQueries(Database):
                     f"UPDATE leads SET acked_hash = NULL, misses = misses + 1, drift = ?1 WHERE id IN "  # noqa: S608
                     f"(SELECT l.id FROM leads l LEFT JOIN temp.vrec v ON v.id = l.id WHERE {wanted} AND {cond})",
                     (label,)).rowcount
-            # On the list, but not as it should be: sent again.
-            for label, cond in (("finalized", f"v.state = '{FINALIZED}'"),
+            # On the list, but not as it should be: sent again (unless already due to be).
+            for label, cond in (("finalized", f"v.state = '{FINALIZED}' AND l.acked_hash IS NOT ?2"),
                                 ("wrong", f"v.state = '{ACTIVE}' AND l.acked_hash = l.seen_hash AND {OTHER_NUMBER}")):
                 n[label] = c.execute(
                     f"UPDATE leads SET acked_hash = ?2, misses = misses + 1, drift = ?1 WHERE id IN "  # noqa: S608
