@@ -125,7 +125,7 @@ def sync(
     if as_json and not dry_run:
         say("syncd: --json goes with --dry-run (a real sync prints one line; see `syncd status --json`)")
         raise typer.Exit(EXIT_USAGE)
-    logs.setup(logging.DEBUG if verbose else logging.WARNING if as_json else logging.INFO)
+    logs.setup(logging.DEBUG if verbose else logging.WARNING if as_json or dry_run else logging.INFO)
     with errors():
         cfg, secrets = _config_and_secrets(config)
         if dry_run:
@@ -255,7 +255,8 @@ def sim(
              "scratch list 4321 for `syncd doctor --probe --list-id 4321`",
              "# secrets (export these):"]
     lines += [f"#   export {k}={v}" for k, v in SIM_SECRETS.items()]
-    print("\n".join(lines) + "\n" + simulator.config_toml(api=api), flush=True)
+    # The recommended setup: suppression in the simulator's DNC group that scrubs the list's skill.
+    print("\n".join(lines) + "\n" + simulator.config_toml(api=api, dnc_group_id=77), flush=True)
     try:
         while True:
             time.sleep(3600)

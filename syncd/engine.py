@@ -214,9 +214,11 @@ class Engine:
                 break
 
     def _dnc_unconfirmed(self) -> bool:
-        """A Do Not Call lead that no DNC group blocks must be verified off the list in the run that
-        removed it, not a day later: removeProspects' answer alone proves nothing."""
-        return not self._suppressing and self.store.dnc_removals_unconfirmed() > 0
+        """A Do Not Call lead that no DNC group blocks is verified off the list in the run that removed
+        it, not a day later, until a verification has proven that removal works on this list:
+        removeProspects' answer alone proves nothing."""
+        return (not self._suppressing and self.store.dnc_removals_unconfirmed() > 0
+                and not self.store.removal_proven())
 
     @property
     def _suppressing(self) -> bool:

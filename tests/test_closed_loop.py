@@ -444,6 +444,13 @@ def test_a_do_not_call_removal_without_suppression_is_verified_in_the_same_run(l
     if removal == "removes":
         assert result.ok, result.error
         assert not set(turned) & set(loop.list_phones())
+        # That verification proved removal works here: later Do Not Call removals rely on it (and on
+        # the scheduled verification) instead of downloading the whole list every run.
+        more = dnc_turned(loop, 2)
+        later = loop.sync()
+        assert later.ok, later.error
+        assert later.verify is None
+        assert not set(more) & set(loop.list_phones())
     else:  # answered removed, still on the dialer: an alert naming the fix, never a quiet success
         assert not result.ok
         assert result.error is not None

@@ -216,6 +216,7 @@ def m007_closed_loop(db: sqlite_utils.Database) -> None:
         unremovable INTEGER NOT NULL DEFAULT 0,
         unrestorable INTEGER NOT NULL DEFAULT 0,
         rejected INTEGER NOT NULL DEFAULT 0,
-        replaced INTEGER NOT NULL DEFAULT 0
+        replaced INTEGER NOT NULL DEFAULT 0,
+        confirmed INTEGER NOT NULL DEFAULT 0
     );
     """)

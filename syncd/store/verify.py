@@ -32,7 +32,7 @@ WANTED = "l.acked_hash IS NOT NULL AND l.batch_id IS NULL"
 OTHER_NUMBER = ("v.phone <> replace(l.phone, '+', '') AND NOT (length(v.phone) >= 7 "
                 "AND substr(replace(l.phone, '+', ''), -length(v.phone)) = v.phone)")
 COUNTS = ("records", "missing", "expired", "finalized", "wrong", "unexpected", "removed_again", "unremovable",
-          "unrestorable", "rejected", "replaced")
+          "unrestorable", "rejected", "replaced", "confirmed")
 
 
 class VerifyQueries(Database):
@@ -95,6 +95,11 @@ class VerifyQueries(Database):
                       "AND leads.acked_hash IS NOT NULL AND leads.batch_id IS NULL "
                       "AND leads.acked_hash = leads.seen_hash "
                       "AND (leads.misses > 0 OR leads.expires_on IS NOT v.expires)")
+            # Answered as removed, and gone: removal works on this tenant (what ``removal_proven`` asks).
+            n["confirmed"] = int(c.execute(
+                "SELECT count(*) FROM leads WHERE removed_at IS NOT NULL AND acked_hash IS NULL "  # noqa: S608
+                f"AND batch_id IS NULL AND id NOT IN (SELECT id FROM temp.vrec WHERE state = '{ACTIVE}')"
+            ).fetchone()[0])
             # Wanted gone, and gone: the removal (or the expiry) is confirmed.
             gone = f"(v.id IS NULL OR v.state <> '{ACTIVE}')"
             c.execute(f"UPDATE leads SET acked_hash = NULL, misses = 0, removed_at = coalesce(removed_at, ?1) "  # noqa: S608
@@ -133,6 +138,13 @@ class VerifyQueries(Database):
 
     def unremovable(self) -> int:
         return self._unremovable(self.conn)
+
+    def removal_proven(self) -> bool:
+        """Whether a verification confirmed removals CXone answered as done, and none since found a
+        removed record still active: removeProspects is known to work on this list."""
+        row = self._one("SELECT max(CASE WHEN confirmed > 0 THEN id END) AS ok, "
+                        "max(CASE WHEN removed_again + unremovable > 0 THEN id END) AS bad FROM verifications")
+        return bool(row and row["ok"] and row["ok"] > (row["bad"] or 0))
 
     def last_verification_at(self) -> datetime | None:
         return from_iso(self._value("SELECT max(at) FROM verifications"))
