@@ -140,6 +140,8 @@ def run_scenario(sc: Scenario, workdir: Path) -> None:
             read = int(out.split(word, 1)[1].split()[0].replace(",", "").rstrip(","))
             sf_calls, sf_bytes = delta(before, after, "sf.")
             cx_calls, cx_bytes = delta(before, after, "cxone.")
+            dnc_calls, dnc_bytes = delta(before, after, "dnc.")  # DNC-group calls are CXone calls too
+            cx_calls, cx_bytes = cx_calls + dnc_calls, cx_bytes + dnc_bytes
             db = workdir / "state" / "syncd.db"
             state_bytes = sum(p.stat().st_size for p in db.parent.glob("syncd.db*")) if step.tool == "syncd" else 0
             tracked = 0
