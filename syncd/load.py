@@ -17,6 +17,7 @@ from datetime import timedelta
 from syncd.context import RunContext
 from syncd.errors import AnswerCut, ProtocolError, RemoteRejected, RemoteUnavailable, TransientError
 from syncd.failpoints import failpoint
+from syncd.outbox import sendable_kinds
 from syncd.store import Batch
 from syncd.suppress import Suppressor
 
@@ -165,6 +166,12 @@ class Loader:
             ctx.store.abandon_batch(batch.id, f"the {ctx.sink.name} API cannot remove leads", ctx.now())
             log.warning("batch %s: the %s API cannot remove leads; they stay pending removal",
                         batch.id, ctx.sink.name)
+            return
+        if "remove" not in sendable_kinds(ctx.cfg):
+            # Staged before removal = "expire-only" (or snapshot mode) was set: their records expire instead.
+            ctx.store.abandon_batch(batch.id, "not sent: the configuration lets records expire instead", ctx.now())
+            log.warning("batch %s: removals are off in this configuration; its leads' records expire instead",
+                        batch.id)
             return
         members = ctx.store.members(batch.id)
         ctx.store.count_upload(batch.id)

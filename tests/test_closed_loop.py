@@ -26,6 +26,7 @@ from syncd.runner import sync_once
 from syncd.sim import Simulator
 from syncd.sim.calllist import Record
 from syncd.sim.cxone import DNC_GROUP, SCRATCH_LIST
+from syncd.store import Store
 from tests import oracle
 from tests.conftest import Env
 
@@ -456,3 +457,23 @@ def test_a_do_not_call_removal_without_suppression_is_verified_in_the_same_run(l
         assert result.error is not None
         assert "Do Not Call leads may still be dialled" in result.error
         assert "dnc_group_id" in result.error
+
+
+def test_a_removal_staged_before_expire_only_was_set_is_not_sent(loop: LoopEnv) -> None:
+    loop.sim.seed_leads(100, seed=35)
+    assert loop.sync().ok
+    gone = sorted(loop.list_phones())[:2]
+    loop.change([{"Id": i, "Status": "Closed - Not Converted"} for i in gone])
+    loop.settings = {"max_removal_percent": 0.1}
+    assert not loop.sync().ok  # read, and held by the guard: two removals wait
+    store = Store(loop.tmp / "state" / "syncd.db")
+    try:  # as a run under removal = "remove-prospects" would have staged them
+        assert store.stage_pending("r-earlier", "remove", "syncd-r-earlier.csv", 100, None, loop.clock()) == 2
+    finally:
+        store.close()
+    loop.settings = {"removal": "expire-only", "dnc_group_id": DNC_GROUP}
+    assert loop.sync().ok
+    assert loop.sim.cx.removals == []  # the configuration now says: no removeProspects
+    loop.clock.advance(days=31)
+    assert loop.sync().ok
+    assert loop.list_phones() == loop.expected()
