@@ -154,7 +154,10 @@ class Daemon:
         log.info("%s received: stopping at the next safe point", signal.Signals(signum).name)
         self.stop.set()
         self.notifier.stopping()
-        self._shutdown_scheduler()
+        # Not from the handler itself: it runs on the main thread, which may be inside the scheduler's
+        # Event.wait holding that event's (non-reentrant) lock; shutdown() sets the event and would wait
+        # on it for ever (seen under load: the daemon never exited after SIGTERM).
+        threading.Thread(target=self._shutdown_scheduler, name="syncd-stop", daemon=True).start()
 
     def _shutdown_scheduler(self) -> None:
         """Stop the scheduler if it runs; if it has not started yet, its first job (due at once) does."""
