@@ -33,6 +33,14 @@ def parse_sf_datetime(value: str) -> datetime:
     return datetime.strptime(value.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(timezone.utc)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Window:
     start: datetime | None
@@ -69,7 +77,9 @@ class Window:
     def advance(self, records: Sequence[Any]) -> Window:
         """The window with its position at the last row of ``records`` that has both keys usable."""
         for record in reversed(records):
-            if not isinstance(record, dict) or not isinstance(record.get("Id"), str):
+            lead_id = record.get("Id") if isinstance(record, dict) else None
+            # An Id no UTF-8 text can hold (a lone surrogate) cannot be saved as a position.
+            if not isinstance(lead_id, str) or not _encodable(lead_id):
                 continue
             stamp = record.get("SystemModstamp")
             if not isinstance(stamp, str):

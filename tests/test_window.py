@@ -37,6 +37,7 @@ def test_advance_takes_the_last_usable_row_and_keeps_the_position_otherwise() ->
     rows: list[Any] = [{"Id": "A", "SystemModstamp": "2024-05-15T10:00:00.000+0000"},
                        {"Id": "B", "SystemModstamp": "2024-05-15T10:00:01.000+0000"},
                        {"Id": 7, "SystemModstamp": "2024-05-15T10:00:02.000+0000"}, "junk",
+                       {"Id": "00Q\udc55", "SystemModstamp": "2024-05-15T10:00:03.000+0000"},  # cannot be saved
                        {"Id": "C", "SystemModstamp": "not a time"}]
     moved = w.advance(rows)
     assert moved.position == ("2024-05-15T10:00:01+00:00", "B")
