@@ -27,7 +27,7 @@ class Verifier:
 
     @property
     def possible(self) -> bool:
-        return bool(getattr(self.ctx.sink, "can_verify", False))
+        return bool(getattr(self.ctx.sink, "can_read_back", False))
 
     def due(self) -> bool:
         """Whether ``verify_every_hours`` has passed since the last verification (or the first run)."""

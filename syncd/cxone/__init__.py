@@ -23,7 +23,7 @@ class JobResult:
 class ContactSink(Protocol):
     name: str
     can_remove: bool
-    can_verify: bool  # the list can be read back (download) and numbers suppressed
+    can_read_back: bool  # the list can be read back (download) and numbers suppressed
     # The longest rendered record the remote accepts (None: no limit).
     max_record_chars: int | None
 

@@ -26,7 +26,7 @@ SCOPE = "contact-center:contacts:write contact-center:contacts:read contact-cent
 class ContactsBatchSink:
     name = "contacts-batch"
     can_remove = False
-    can_verify = False  # the API offers no way to read the contacts back
+    can_read_back = False  # the API offers no way to read the contacts back
     max_record_chars: int | None = None
 
     def __init__(self, cfg: ContactsBatchConfig, secrets: Secrets, session: requests.Session,

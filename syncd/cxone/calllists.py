@@ -34,7 +34,7 @@ NOT_ON_LIST = frozenset({"notfound", "recordnotfound", "prospectnotfound"})
 class CallListsSink:
     name = "call-lists"
     can_remove = True
-    can_verify = True
+    can_read_back = True
     max_record_chars: int | None = MAX_RECORD_CHARS
 
     def __init__(self, cfg: CallListsConfig, secrets: Secrets, session: requests.Session,
