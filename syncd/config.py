@@ -50,6 +50,18 @@ def check_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def check_fields(fields: dict[str, str]) -> dict[str, str]:
+    """Extra columns: a plain column name each, mapped to a Lead field or a one-level relationship field."""
+    for column, path in fields.items():
+        if not column or len(column) > 80 or any(c in column for c in ',"\r\n'):
+            raise ValueError(f"column name {column!r} must be 1..80 characters without commas, quotes or newlines")
+        parts = path.split(".")
+        if len(parts) > 2 or not all(SF_IDENTIFIER.match(p) for p in parts):
+            raise ValueError(f"{column} = {path!r}: not a Lead field (Lead_Score__c) or a one-level "
+                             "relationship field (Owner.Name)")
+    return fields
+
+
 Url = Annotated[str, Field(min_length=1)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
 
@@ -74,6 +86,7 @@ class HttpConfig(Section):
 class ScheduleConfig(Section):
     interval_seconds: Annotated[int, Field(ge=1)] | None = 300
     cron: str | None = None
+    full_refresh_days: Annotated[float, Field(ge=0, le=366)] = 7.0  # 0: only after reset or a delete-log gap
 
     @model_validator(mode="after")
     def _one_trigger(self) -> ScheduleConfig:
@@ -102,6 +115,7 @@ class SalesforceConfig(Section):
     phone_fields: Annotated[list[str], Field(min_length=1)] = ["MobilePhone", "Phone"]
     default_region: str = "US"
     where: str = ""
+    jwt_audience: str = ""  # jwt_bearer; empty: https://login.salesforce.com (test.salesforce.com for sandboxes)
     lookback_seconds: Annotated[int, Field(ge=0, le=86_400 * 15)] = 300
     lag_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60
     page_size: Annotated[int, Field(ge=200, le=2000)] = 2000
@@ -113,6 +127,31 @@ class SalesforceConfig(Section):
     @classmethod
     def _instance(cls, v: str) -> str:
         return check_url(v) if v else v
+
+    @field_validator("where")
+    @classmethod
+    def _where(cls, v: str) -> str:
+        from syncd.soql.where import WhereError, parse_where  # here: syncd.soql imports this module
+
+        try:
+            parse_where(v)
+        except WhereError as e:
+            raise ValueError(f"{e}; see README, Configuration, where") from None
+        return v.strip()
+
+    @field_validator("jwt_audience")
+    @classmethod
+    def _audience(cls, v: str) -> str:
+        return check_url(v) if v else v
+
+    @property
+    def audience(self) -> str:
+        """The JWT ``aud``: Salesforce's login host, never the My Domain URL the token is posted to."""
+        if self.jwt_audience:
+            return self.jwt_audience
+        host = (urlsplit(self.login_url).hostname or "").lower()
+        sandbox = host == "test.salesforce.com" or ".sandbox." in host or host.endswith(".cs.force.com")
+        return "https://test.salesforce.com" if sandbox else "https://login.salesforce.com"
 
     @field_validator("phone_fields")
     @classmethod
@@ -157,8 +196,10 @@ class CallListsConfig(Section):
     removal: Literal["remove-prospects", "expire-only"] = "remove-prospects"
     dnc_group_id: Annotated[int, Field(ge=0)] = 0
     columns: dict[str, str] = {}
+    fields: dict[str, str] = {}  # extra column name -> Lead field (``Lead_Score__c``, ``Owner.Name``)
 
     _urls = field_validator("issuer")(check_url)
+    _fields = field_validator("fields")(lambda v: check_fields(v))
 
     @field_validator("api_endpoint")
     @classmethod
@@ -190,15 +231,25 @@ class CallListsConfig(Section):
         return self.source_name or self.list_name
 
     def header(self) -> list[str]:
-        return [self.columns.get(c, c) for c in CSV_COLUMNS]
+        return [self.columns.get(c, c) for c in CSV_COLUMNS] + list(self.fields)
+
+    @model_validator(mode="after")
+    def _unique_columns(self) -> CallListsConfig:
+        header = [h.lower() for h in self.header()]
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        if dupes:
+            raise ValueError(f"column names must be unique; repeated: {', '.join(dupes)}")
+        return self
 
 
 class ContactsBatchConfig(Section):
     token_url: Url = "https://login.nicecxone.com/oauth2/token"  # noqa: S105 - a URL, not a secret
     base_url: Url = "https://api.nicecxone.com"
     client_id: Annotated[str, Field(min_length=1)]
+    fields: dict[str, str] = {}  # custom_attributes key -> Lead field
 
     _urls = field_validator("token_url", "base_url")(check_url)
+    _fields = field_validator("fields")(lambda v: check_fields(v))
 
 
 class CXoneConfig(Section):
@@ -250,6 +301,12 @@ class Config(Section):
     cxone: CXoneConfig
     http: HttpConfig = HttpConfig()
     metrics: MetricsConfig = MetricsConfig()
+
+    @property
+    def mapped_fields(self) -> dict[str, str]:
+        """The active sink's extra columns: column -> Lead field."""
+        sink = self.cxone.call_lists if self.cxone.api == "call-lists" else self.cxone.contacts_batch
+        return dict(sink.fields) if sink is not None else {}
 
 
 def resolve_path(path: Path | None, env: dict[str, str] | None = None) -> Path:

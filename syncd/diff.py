@@ -33,9 +33,9 @@ from syncd.transform import Contact, Rules, Skip, dnc_numbers, transform
 
 HASH_VERSION = 1
 # Skip reasons checked before (or at) Do Not Call: only these can hide a lead flagged Do Not Call.
-_MAY_BE_DNC = frozenset({"deleted", "converted", "do_not_call"})
+_MAY_BE_DNC = frozenset({"deleted", "merged", "converted", "do_not_call"})
 
-_SORTED_FIELDS = tuple(sorted(Contact._fields))
+_SORTED_FIELDS = tuple(sorted(f for f in Contact._fields if f != "extra"))
 _sorted_values = operator.itemgetter(*(Contact._fields.index(name) for name in _SORTED_FIELDS))
 _CANONICAL_TEMPLATE = "{" + ",".join(f'"{name}":%s' for name in _SORTED_FIELDS) + "}"
 _json_string = json.encoder.encode_basestring  # what JSONEncoder(ensure_ascii=False) quotes text with
@@ -44,7 +44,10 @@ _json_string = json.encoder.encode_basestring  # what JSONEncoder(ensure_ascii=F
 def canonical(contact: Contact) -> str:
     """``json.dumps(contact._asdict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)``,
     written out: every field is text, so the encoder's only work is quoting each value (a test holds
-    the two equal)."""
+    the two equal). Without mapped extra columns the ``extra`` key is left out, so a contact's hash
+    is the same as before columns could be mapped (no re-send of the whole list on upgrade)."""
+    if contact.extra:
+        return json.dumps(contact._asdict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return _CANONICAL_TEMPLATE % tuple(map(_json_string, _sorted_values(contact)))
 
 

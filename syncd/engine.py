@@ -34,7 +34,7 @@ from syncd.outbox import Outbox
 from syncd.salesforce import Page, SalesforceClient
 from syncd.soql import select_fields
 from syncd.store import Store
-from syncd.transform import Rules
+from syncd.transform import rules_for
 from syncd.verify import Verifier, mismatch
 from syncd.window import Window
 
@@ -108,9 +108,9 @@ class Engine:
         self.on_progress = on_progress
         self.should_stop = should_stop
         sf = config.salesforce
-        self.rules = Rules(frozenset(sf.eligible_statuses), tuple(sf.phone_fields), sf.default_region)
+        self.rules = rules_for(config)
         self.ctx = RunContext(config, store, sink, now, self._tick, sleep)
-        self.extractor = Extractor(self.ctx, salesforce, select_fields(sf.phone_fields))
+        self.extractor = Extractor(self.ctx, salesforce, select_fields(sf.phone_fields, self.rules.reads))
         self.outbox = Outbox(self.ctx)
         self.loader = Loader(self.ctx)
         self.verifier = Verifier(self.ctx)
@@ -254,11 +254,18 @@ class Engine:
             raise ReadingMismatch(f"{exposed} Do Not Call leads may still be dialled: their record is on the list "
                                   f"and their number is not suppressed; {hint}")
 
-    def _apply(self, page: Page, window: Window) -> Window:
+    def _apply(self, page: Page, window: Window | None) -> Window | None:
+        """A page's effects with the position it reached; with no window (leads read by id) the
+        position stays where it is."""
         updates = page_updates(page.records, self.rules, self.sink.render, self.sink.max_record_chars)
-        reached = window.advance(page.records)  # where it stood, when no row of the page is usable
-        read, skipped = self.store.apply_page(updates, self.run_id, reached.pos_ts, reached.pos_id,
-                                              page.next_url, page.fetched_at if page.next_url else None)
+        seen_in = self.extractor.window_id
+        if window is None:
+            read, skipped = self.store.apply_rows(updates, self.run_id, seen_in)
+            reached = None
+        else:
+            reached = window.advance(page.records)  # where it stood, when no row of the page is usable
+            read, skipped = self.store.apply_page(updates, self.run_id, reached.pos_ts, reached.pos_id,
+                                                  page.next_url, page.fetched_at if page.next_url else None, seen_in)
         self.progress.read += read
         self.outbox.added(read - skipped, skipped)
         return reached

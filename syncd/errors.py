@@ -18,6 +18,8 @@ with ``raise ... from``.
     │   ├── SessionExpired       401: re-authenticate once and repeat the call
     │   ├── LocatorExpired       Salesforce INVALID_QUERY_LOCATOR: resume from the saved position
     │   ├── ApiLimitReached      Salesforce REQUEST_LIMIT_EXCEEDED or usage past the configured share
+    │   ├── ConcurrentLimit      Salesforce REQUEST_LIMIT_EXCEEDED for ConcurrentRequests (still, after backoff)
+    │   ├── QueryTimeout         Salesforce QUERY_TIMEOUT: the window is read in smaller parts
     │   └── ProtocolError        a remote answered something that is not its documented shape
     └── FatalError               stop and say what to fix
         ├── AuthFailed           credentials refused by a token endpoint
@@ -113,6 +115,14 @@ class LocatorExpired(RemoteError, TransientError):
 
 class ApiLimitReached(RemoteError, TransientError):
     """Salesforce's API allocation is spent, or usage passed ``max_api_usage_percent``."""
+
+
+class ConcurrentLimit(RemoteError, TransientError):
+    """Too many long-running requests at once in the org (``ConcurrentRequests``): not the daily allocation."""
+
+
+class QueryTimeout(RemoteError, TransientError):
+    """Salesforce gave up on a query (``QUERY_TIMEOUT``): ask for a shorter window."""
 
 
 class ProtocolError(RemoteError, TransientError):

@@ -3,20 +3,30 @@
 Only an applied page's position is ever committed. Whatever goes wrong with the next page (a dead
 locator, a garbled or cut answer, a page that says more follows but names no next page) is answered
 by re-querying the window from the committed position; a saved ``nextRecordsUrl`` is tried first on
-resume while it is young enough to be alive.
+resume while it is young enough to be alive. ``QUERY_TIMEOUT`` halves the part of the window asked
+for (``syncd/window_parts.py``). A window's ends come from Salesforce's clock, never the host's.
+
+What the window query cannot show is read when its pages are done (``syncd/leave.py``): the delete
+log for its span, the masters of merged leads, and on a full refresh every tracked lead it did not
+return, looked up by id.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from syncd.context import RunContext
 from syncd.errors import AnswerCut, ApiLimitReached, LocatorExpired, ProtocolError, SessionExpired
 from syncd.failpoints import failpoint
+from syncd.leave import Leavers
 from syncd.salesforce import Page, SalesforceClient
 from syncd.window import Window
+from syncd.window_parts import Parts, salesforce_now
+
+Apply = Callable[[Page, "Window | None"], "Window | None"]
 
 log = logging.getLogger(__name__)
 # A saved nextRecordsUrl older than this is not worth trying: locators may die after 15 idle minutes.
@@ -32,18 +42,38 @@ class Extractor:
         self.sf = sf
         self.fields = fields
         self._failures = 0  # garbled or cut pages in a row
+        self.parts = Parts()
+        self.window_id: int | None = None  # the run that opened the window being read
+        self.full = False  # that window is a full refresh
 
     def open(self) -> tuple[Window, bool]:
-        """The saved window (resumed = True), or a new one fixed now and saved before any read."""
+        """The saved window (resumed = True), or a new one fixed now and saved before any read.
+
+        A new window ends at Salesforce's time minus the lag. It is a full refresh (no lower bound) on
+        the first run, after ``syncd reset`` or a gap in the delete log, and every
+        ``schedule.full_refresh_days``.
+        """
         st = self.ctx.store.sync_state()
         if st.in_window:
             assert st.window_end is not None
-            log.info("resuming window [%s, %s) at %s", st.window_start, st.window_end, st.pos_ts or "its start")
+            log.info("resuming %s [%s, %s) at %s", "full refresh" if st.window_full else "window", st.window_start,
+                     st.window_end, st.pos_ts or "its start")
+            self.window_id, self.full = st.window_run_id, st.window_full or st.window_start is None
             return Window.resume(st.window_start, st.window_end, st.pos_ts, st.pos_id), True
         sf = self.ctx.cfg.salesforce
-        window = Window.open(st.watermark, self.ctx.now(), lookback_seconds=sf.lookback_seconds,
-                             lag_seconds=sf.lag_seconds)
-        self.ctx.store.open_window(window.start, window.end, self.ctx.run_id)
+        now = salesforce_now(self.ctx, self.sf, st.watermark)
+        days = self.ctx.cfg.schedule.full_refresh_days
+        if st.last_full_refresh is None and st.watermark is not None:
+            self.ctx.store.start_refresh_clock(now)
+        due = days > 0 and st.last_full_refresh is not None and now - st.last_full_refresh >= timedelta(days=days)
+        self.full = st.watermark is None or st.refresh_reason is not None or due
+        window = Window.open(st.watermark, now, lookback_seconds=sf.lookback_seconds, lag_seconds=sf.lag_seconds)
+        if self.full:
+            window = replace(window, start=None)
+            log.info("full refresh of the org (%s)", st.refresh_reason or ("first run" if st.watermark is None
+                                                                             else f"every {days:g} days"))
+        self.window_id = self.ctx.run_id
+        self.ctx.store.open_window(window.start, window.end, self.ctx.run_id, self.full)
         return window, False
 
     def _saved(self, window: Window) -> Window:
@@ -51,8 +81,9 @@ class Extractor:
         return Window.resume(window.start, window.end, st.pos_ts, st.pos_id)
 
     def _requery(self, window: Window) -> Page:
-        """The window again, from just after the last (SystemModstamp, Id) committed."""
-        return self.sf.query_all(self._saved(window).query(self.fields, self.ctx.cfg.salesforce.where))
+        """The window again, from just after the last (SystemModstamp, Id) committed (in parts after
+        QUERY_TIMEOUT)."""
+        return self.parts.query(self.sf, self._saved(window), self.fields)
 
     def _first_page(self, window: Window) -> Page:
         st = self.ctx.store.sync_state()
@@ -88,23 +119,34 @@ class Extractor:
                 self._failures = 0
             return page
 
-    def read(self, apply: Callable[[Page, Window], Window], after_page: Callable[[], None]) -> bool:
+    def read(self, apply: Apply, after_page: Callable[[], None]) -> bool:
         """Read one window to its end and move the watermark; True if it was a resumed window.
 
-        ``apply`` commits a page's effects with the position it reached and returns the window there;
-        ``after_page`` then runs (staging and delivery between pages).
+        ``apply`` commits a page's effects with the position it reached and returns the window there
+        (with no window: rows read by id, the position stays); ``after_page`` then runs (staging and
+        delivery between pages).
         """
         ctx = self.ctx
         window, resumed = self.open()
         ctx.store.set_run_window(ctx.run_id, window.start, window.end)
+        leavers = Leavers(ctx, self.sf, self.fields, apply)
+        self.parts = Parts()
         page = self._first_page(window)
         ctx.progress.total = page.total_size
         while True:
-            window = apply(page, window)
+            leavers.note(page.records)
+            # Inside a part, a page's nextRecordsUrl is not saved: a resumed run must not take the part's
+            # end for the window's.
+            reached = apply(replace(page, next_url=None) if self.parts.until else page, window)
+            assert reached is not None
+            window = reached
             failpoint("page_committed")
             after_page()
             if page.next_url is None:
-                break
+                if not self.parts.next_part(window):
+                    break
+                page = self._fetch(window, None)
+                continue
             if self.sf.usage_exceeded():
                 used, limit = self.sf.api_usage or (0, 0)
                 raise ApiLimitReached(
@@ -113,6 +155,8 @@ class Extractor:
                     remote="salesforce")
             ctx.tick()
             page = self._fetch(window, page.next_url)
+        leavers.finish(window, self.full, self.window_id)
+        after_page()
         failpoint("before_watermark")
         if not ctx.store.close_window(window.end):
             log.warning("the window was reset while this run read it; the watermark stays where reset put it")

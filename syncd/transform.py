@@ -2,7 +2,7 @@
 
 Any JSON value may arrive in any field; the answer is always a Contact or a Skip with a reason,
 never an exception. Checks run in a fixed order so a lead's reason is stable:
-deleted, converted, do-not-call, status, then phone.
+deleted (or merged), converted, do-not-call, status, ``where`` (out_of_scope), then phone.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from syncd.phones import PhoneRules, phone_rules
+from syncd.soql.where import Where, WhereTypeError, field_value, parse_where
+
+if TYPE_CHECKING:
+    from syncd.config import Config
 
 EMAIL = re.compile(r"^[^@\s\"'<>(),;:\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
@@ -26,8 +30,8 @@ MAX_FIELD_CHARS = 1000  # anything longer cannot fit a 512-character CSV row any
 MAX_RECORD_CHARS = 512
 
 # Reasons a lead is not on the list; stable names that operators and `syncd skipped` rely on.
-REASONS = ("invalid_id", "malformed", "deleted", "converted", "do_not_call", "status", "no_phone",
-           "invalid_phone", "too_long")
+REASONS = ("invalid_id", "malformed", "deleted", "merged", "converted", "do_not_call", "status", "out_of_scope",
+           "no_phone", "invalid_phone", "too_long")
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,23 @@ class Rules:
     eligible_statuses: frozenset[str]
     phone_fields: tuple[str, ...] = ("MobilePhone", "Phone")
     default_region: str = "US"
+    where: Where | None = None
+    extra: tuple[str, ...] = ()  # the Lead fields of the mapped extra columns, in column order
 
     @functools.cached_property
     def phones(self) -> PhoneRules:
         return phone_rules(self.default_region)
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The fields beyond the base ones that the rules read: ``where``'s, then the mapped columns'."""
+        return (self.where.fields if self.where else ()) + self.extra
+
+
+def rules_for(config: Config) -> Rules:
+    sf = config.salesforce
+    return Rules(frozenset(sf.eligible_statuses), tuple(sf.phone_fields), sf.default_region, parse_where(sf.where),
+                 tuple(config.mapped_fields.values()))
 
 
 class Contact(NamedTuple):
@@ -55,6 +72,7 @@ class Contact(NamedTuple):
     city: str
     state: str
     zip: str
+    extra: tuple[str, ...] = ()  # the mapped extra columns' values, cleaned like the rest
 
 
 class Skip(NamedTuple):
@@ -107,6 +125,17 @@ _clean_cached = functools.lru_cache(maxsize=16_384)(_clean)
 
 # Checked in this order: the first that is set is the lead's reason.
 _FLAGS = (("IsDeleted", "deleted"), ("IsConverted", "converted"), ("DoNotCall", "do_not_call"))
+
+
+def extra_value(value: Any, field: str) -> str:
+    """A mapped field's value as text: numbers and booleans as Salesforce writes them, text cleaned."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, dict):
+        raise _Malformed(f"{field} is a related record, not a field")
+    return clean_text(value, field)
 
 
 def _flag(record: Mapping[str, Any], field: str) -> bool:
@@ -180,13 +209,19 @@ def transform(record: Any, rules: Rules) -> Contact | Skip:
                 and (dnc is False or dnc is None)):  # the common case (all unset) without three calls
             for field, reason in _FLAGS:
                 if _flag(record, field):
+                    master = record.get("MasterRecordId") if reason == "deleted" else None
+                    if isinstance(master, str) and master:
+                        return Skip(lead_id, "merged", f"into {master[:18]}")
                     return Skip(lead_id, reason)
         status = clean_text(record.get("Status"), "Status")
         if status not in rules.eligible_statuses:
             return Skip(lead_id, "status", status[:80])
+        if rules.where is not None and not rules.where(record):
+            return Skip(lead_id, "out_of_scope")
         phone = normalise_phone(record, rules)
         if isinstance(phone, str):
             return Skip(lead_id, phone)
+        extra = tuple(extra_value(field_value(record, f), f) for f in rules.extra) if rules.extra else ()
         return Contact(  # by position, in Contact's field order (keywords cost a dict per lead)
             lead_id,
             phone[0],
@@ -199,6 +234,9 @@ def transform(record: Any, rules: Rules) -> Contact | Skip:
             clean_text(record.get("City"), "City"),
             clean_text(record.get("State"), "State"),
             clean_text(record.get("PostalCode"), "PostalCode"),
+            extra,
         )
     except _Malformed as e:
         return Skip(lead_id, "malformed", str(e))
+    except WhereTypeError as e:
+        return Skip(lead_id, "malformed", str(e)[:200])

@@ -71,8 +71,10 @@ class Window:
             return datetime.fromisoformat(self.pos_ts), self.pos_id
         return None
 
-    def query(self, fields: Iterable[str], where: str = "") -> str:
-        return window_query(fields, self.start, self.end, where, self.after)
+    def query(self, fields: Iterable[str], until: datetime | None = None) -> str:
+        """The window's query from its position; ``until`` (before ``end``) reads only a first part of
+        it, after Salesforce answered QUERY_TIMEOUT for the whole."""
+        return window_query(fields, self.start, min(until, self.end) if until else self.end, self.after)
 
     def advance(self, records: Sequence[Any]) -> Window:
         """The window with its position at the last row of ``records`` that has both keys usable."""

@@ -46,9 +46,16 @@ class Env:
         return load_secrets(config, env=SIM_SECRETS)
 
     def sync(self, **kw: Any) -> RunResult:
+        """One run; ``now=`` sets syncd's clock and, for the run, Salesforce's (the Date of its answers)."""
         config = self.config(**{k: v for k, v in kw.items() if k in ("batch_size", "lag_seconds")})
-        return sync_once(config, self.secrets(config), **{k: v for k, v in kw.items()
-                                                          if k not in ("batch_size", "lag_seconds")})
+        clock = self.sim.sf.now
+        if "now" in kw:
+            self.sim.sf.now = kw["now"]
+        try:
+            return sync_once(config, self.secrets(config), **{k: v for k, v in kw.items()
+                                                              if k not in ("batch_size", "lag_seconds")})
+        finally:
+            self.sim.sf.now = clock
 
     def list_records(self) -> dict[str, dict[str, str]]:
         """The callable set: the records a dialer would call now (never what syncd says it sent)."""

@@ -264,7 +264,7 @@ def test_a_malformed_query_is_a_configuration_error(faulty: Env) -> None:
     proc = cli(faulty, "sync")
     assert proc.returncode == 1
     assert ("salesforce GET /services/data/v62.0/queryAll: 400 INVALID_FIELD: query refused: No such column "
-            "'Rating' on entity 'Lead' (check salesforce.where and phone_fields)") in proc.stdout
+            "'Rating' on entity 'Lead' (check phone_fields, salesforce.where and the mapped fields") in proc.stdout
     assert faulty.sim.stats["sf.queryAll"] == 1
 
 

@@ -92,6 +92,7 @@ def first_page_committed(env: Env, leads: int, seed: int) -> Store:
     end = utcnow().replace(microsecond=0)
     store.open_window(None, end, eng.run_id)
     page = eng.sf.query_all(window_query(select_fields(config.salesforce.phone_fields), None, end))
+    eng.extractor.window_id = eng.run_id  # as open() sets it
     eng._apply(page, Window(None, end))  # the page is committed with its position and nextRecordsUrl
     state = store.sync_state()
     assert state.next_url is not None

@@ -18,10 +18,18 @@ def test_first_window_has_no_lower_bound() -> None:
                  "ORDER BY SystemModstamp ASC, Id ASC")
 
 
-def test_window_bounds_and_extra_condition() -> None:
-    q = window_query(["Id"], T - timedelta(minutes=5), T, "LeadSource = 'Web'")
-    assert "SystemModstamp >= 2024-05-15T10:25:00Z AND SystemModstamp < 2024-05-15T10:30:00Z" in q
-    assert q.endswith("AND (LeadSource = 'Web') ORDER BY SystemModstamp ASC, Id ASC")
+def test_window_bounds_and_no_where_in_the_query() -> None:
+    q = window_query(["Id"], T - timedelta(minutes=5), T)
+    assert q.endswith("WHERE SystemModstamp >= 2024-05-15T10:25:00Z AND SystemModstamp < 2024-05-15T10:30:00Z "
+                      "ORDER BY SystemModstamp ASC, Id ASC")
+
+
+def test_select_adds_where_and_mapped_fields_once() -> None:
+    fields = select_fields(["Phone"], ("LeadSource", "leadsource", "Owner.Name", "Lead_Score__c", "Status"))
+    assert fields[-3:] == ["LeadSource", "Owner.Name", "Lead_Score__c"]
+    assert fields.count("Status") == 1
+    with pytest.raises(ValueError, match="not a Salesforce field"):
+        select_fields(["Phone"], ("Owner.Manager.Name",))
 
 
 def test_eligibility_is_not_filtered_in_soql() -> None:

@@ -53,7 +53,7 @@ def test_pragmas_and_permissions(store: Store) -> None:
 def test_migrations_are_named_and_reopen_cleanly(store: Store) -> None:
     names = migration_names(store)
     assert names == ["m001_initial", "m002_parked_batch", "m003_daemon", "m004_batch_rows", "m005_batch_bodies",
-                     "m006_pending_covering", "m007_closed_loop"]
+                     "m006_pending_covering", "m007_closed_loop", "m008_full_refresh"]
     store.close()
     again = Store(store.path)
     assert migration_names(again) == names

@@ -49,7 +49,8 @@ class ContactsBatchSink:
         return json_object(resp, REMOTE, "job_id", "status")
 
     def render(self, contact: Contact) -> str:
-        return json.dumps(batch_contact(contact), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(batch_contact(contact, list(self.cfg.fields)), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False)
 
     def upload(self, file_name: str, payloads: Sequence[str]) -> str:
         contacts = [json.loads(p) for p in payloads]

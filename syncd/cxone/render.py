@@ -12,10 +12,11 @@ from syncd.transform import Contact
 
 
 def csv_values(contact: Contact) -> list[str]:
-    """Values in the order of ``config.CSV_COLUMNS``."""
+    """Values in the order of ``config.CSV_COLUMNS``, then the mapped extra columns'."""
     c = contact
-    return [c.external_id, c.phone, c.first_name, c.last_name, c.company, c.email, c.status, c.city,
-            c.state, c.zip]
+    values = [c.external_id, c.phone, c.first_name, c.last_name, c.company, c.email, c.status, c.city,
+              c.state, c.zip]
+    return values + list(c.extra) if c.extra else values
 
 
 def csv_line(values: Sequence[str]) -> str:
@@ -34,12 +35,13 @@ def csv_line(values: Sequence[str]) -> str:
                      for v in values])
 
 
-def batch_contact(contact: Contact) -> dict[str, Any]:
-    """The contacts-batch API's contact object."""
+def batch_contact(contact: Contact, columns: Sequence[str] = ()) -> dict[str, Any]:
+    """The contacts-batch API's contact object; the mapped extra columns go in ``custom_attributes``."""
     c = contact
     name = " ".join(p for p in (c.first_name, c.last_name) if p) or c.company or c.external_id
     attrs = {"sf_status": c.status, "sf_source": "Lead", "company": c.company, "city": c.city,
              "state": c.state, "zip": c.zip}
+    attrs.update(zip(columns, c.extra, strict=True))
     return {
         "external_id": c.external_id,
         "name": name,

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import jwt
 import requests
 
 from syncd.config import SalesforceConfig, check_url, is_loopback
-from syncd.errors import AuthFailed, ProtocolError
+from syncd.errors import AuthFailed, ProtocolError, SyncdError
 from syncd.http import json_body, json_object, path_of, raise_for_status, send
+from syncd.salesforce.tokens import RefreshTokenFile, remember
 from syncd.secrets import Secrets
 
 log = logging.getLogger(__name__)
 REMOTE = "salesforce"
 SALESFORCE_DOMAINS = (".salesforce.com", ".force.com")
+# A JWT lives this long by Salesforce's clock (it accepts at most 300 s ahead).
+JWT_LIFETIME = 180
 
 
 def trusted_instance(host: str, login_host: str) -> bool:
@@ -38,6 +44,7 @@ class SalesforceAuth:
         secrets: Secrets,
         session: requests.Session,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        token_file: Path | None = None,
     ) -> None:
         self.cfg = cfg
         self.secrets = secrets
@@ -46,6 +53,50 @@ class SalesforceAuth:
         self._token: str | None = None
         self.instance_url: str | None = None
         self.api_usage: tuple[int, int] | None = None
+        # Salesforce's clock minus the host's, from the Date header of its last answer.
+        self.clock_offset: timedelta | None = None
+        self.sleep: Callable[[float], None] = time.sleep
+        self.token_file = RefreshTokenFile(token_file) if token_file is not None else None
+        self._refresh: str | None = None
+        self.refresh_source = "configured"
+        if cfg.auth == "refresh_token" and secrets.salesforce_refresh_token is not None:
+            self._refresh = secrets.salesforce_refresh_token.get_secret_value()
+            rotated = self.token_file.load(self._refresh) if self.token_file else None
+            if rotated is not None:
+                self._refresh, self.refresh_source = rotated.token, f"rotated (saved {rotated.saved_at})"
+
+    # -- Salesforce's clock ---------------------------------------------------------------
+    def note_clock(self, resp: requests.Response) -> None:
+        """Learn Salesforce's time from an answer's Date header (whole seconds)."""
+        try:
+            when = email.utils.parsedate_to_datetime(resp.headers.get("Date", ""))
+        except (TypeError, ValueError):
+            return
+        if when.tzinfo is not None:
+            self.clock_offset = when - self.now()
+
+    def server_now(self) -> datetime:
+        """Salesforce's time now: the host's clock corrected by the last offset seen (the host's alone
+        until Salesforce has answered)."""
+        return self.now() + (self.clock_offset or timedelta(0))
+
+    def ensure_session(self) -> None:
+        """Authenticate unless a session is held; learn Salesforce's clock (the token answer tells it)."""
+        if self._token is None:
+            self.authenticate()
+        self.learn_clock()
+
+    def learn_clock(self) -> None:
+        """Ask Salesforce for its time when no answer has told it yet (an unauthenticated call)."""
+        if self.clock_offset is not None:
+            return
+        base = self.instance_url or self.cfg.login_url
+        try:
+            resp = send(self.session, "GET", f"{base}/services/data/", REMOTE)
+        except SyncdError as e:
+            log.info("salesforce: its clock is unknown (%s); using the host's", e)
+            return
+        self.note_clock(resp)
 
     # -- authentication -------------------------------------------------------------------
     def _grant(self) -> dict[str, str]:
@@ -55,15 +106,17 @@ class SalesforceAuth:
             return {"grant_type": "client_credentials", "client_id": cfg.client_id,
                     "client_secret": sec.salesforce_client_secret.get_secret_value()}
         if cfg.auth == "refresh_token":
-            assert sec.salesforce_refresh_token is not None
-            form = {"grant_type": "refresh_token", "client_id": cfg.client_id,
-                    "refresh_token": sec.salesforce_refresh_token.get_secret_value()}
+            assert self._refresh is not None
+            form = {"grant_type": "refresh_token", "client_id": cfg.client_id, "refresh_token": self._refresh}
             if sec.salesforce_client_secret is not None:
                 form["client_secret"] = sec.salesforce_client_secret.get_secret_value()
             return form
         assert sec.salesforce_private_key is not None
-        claims = {"iss": cfg.client_id, "sub": cfg.username, "aud": cfg.login_url,
-                  "exp": int(self.now().timestamp()) + 180}
+        # exp by Salesforce's clock, not the host's: a host a few minutes fast or slow still signs a JWT
+        # Salesforce accepts (it takes exp at most 300 s ahead of its own time).
+        self.learn_clock()
+        claims = {"iss": cfg.client_id, "sub": cfg.username, "aud": cfg.audience,
+                  "exp": int(self.server_now().timestamp()) + JWT_LIFETIME}
         try:
             assertion = jwt.encode(claims, sec.salesforce_private_key.get_secret_value(), algorithm="RS256")
         except (ValueError, TypeError, jwt.PyJWTError) as e:
@@ -80,11 +133,16 @@ class SalesforceAuth:
             return
         url = f"{self.cfg.login_url}/services/oauth2/token"
         resp = send(self.session, "POST", url, REMOTE, data=self._grant())
+        self.note_clock(resp)
         if resp.status_code in (400, 401, 403):
             body = json_body(resp, REMOTE) if resp.content else {}
             code = body.get("error", "") if isinstance(body, dict) else ""
-            raise AuthFailed(f"credentials refused for auth = {self.cfg.auth}; check the client id and "
-                             "secret (and that login_url is the org's My Domain URL)",
+            hint = {"refresh_token": f"the {self.refresh_source} refresh token was refused (revoked, or used "
+                                     "twice under refresh-token rotation); configure a freshly issued one",
+                    "jwt_bearer": f"check the consumer key, username, certificate and jwt_audience "
+                                  f"({self.cfg.audience})"}.get(
+                self.cfg.auth, "check the client id and secret (and that login_url is the org's My Domain URL)")
+            raise AuthFailed(f"credentials refused for auth = {self.cfg.auth}; {hint}",
                              remote=REMOTE, method="POST", path=path_of(url), status=resp.status_code,
                              code=str(code)[:60])
         raise_for_status(resp, REMOTE)
@@ -102,6 +160,21 @@ class SalesforceAuth:
                              "sent there", remote=REMOTE, method="POST", path=path_of(url))
         self.instance_url = instance
         self._token = str(body["access_token"])
+        rotated = body.get("refresh_token")
+        if self.cfg.auth == "refresh_token" and isinstance(rotated, str) and rotated and rotated != self._refresh:
+            self._rotate(rotated)
         log.info("salesforce: authenticated (%s)", self.cfg.auth)
+
+    def _rotate(self, token: str) -> None:
+        """Refresh-token rotation: the old token died with this answer; the new one is used from now on."""
+        self._refresh, self.refresh_source = token, "rotated (this process)"
+        assert self.secrets.salesforce_refresh_token is not None
+        remember(token, self.secrets.salesforce_refresh_token.get_secret_value())
+        if self.token_file is None:
+            log.warning("salesforce: the refresh token was rotated and there is no state file to keep it in; "
+                        "the configured one is dead after this process")
+            return
+        self.token_file.save(token, self.secrets.salesforce_refresh_token.get_secret_value())
+        log.info("salesforce: the refresh token was rotated; the new one is kept in %s", self.token_file.path)
 
     # -- calls ----------------------------------------------------------------------------

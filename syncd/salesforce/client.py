@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import requests
 
 from syncd.errors import (
     ApiLimitReached,
+    ConcurrentLimit,
     LocatorExpired,
     ProtocolError,
+    QueryTimeout,
     RemoteRejected,
     SessionExpired,
 )
@@ -26,6 +30,19 @@ USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 MAX_PAGE_RECORDS = 2000
 # Errors a repeat cannot cure: the query or the configuration is wrong.
 QUERY_ERRORS = frozenset({"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE", "INVALID_QUERY_FILTER_OPERATOR"})
+# ConcurrentRequests: waits before the repeats of a call (seconds), then the run ends transient.
+CONCURRENT_BACKOFF = (2.0, 8.0, 30.0)
+# Ids per `Id IN (..)` query: 18-character ids quoted keep the URL well under 16 KB.
+IDS_PER_QUERY = 300
+# sobjects/Lead/deleted: at most this span per call (a day of a busy org's deletions stays far below
+# the 600,000 ids an answer may hold; EXCEEDED_ID_LIMIT halves it).
+DELETED_SPAN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Deleted:
+    ids: dict[str, datetime]  # id -> deletedDate
+    earliest: datetime | None  # earliestDateAvailable: the delete log starts here
 
 
 @dataclass(frozen=True)
@@ -66,15 +83,37 @@ class SalesforceClient(SalesforceAuth):
                               "code": code}
         if code == "INVALID_QUERY_LOCATOR":
             raise LocatorExpired("the query locator expired", **kw)
+        if code == "REQUEST_LIMIT_EXCEEDED" and "concurrent" in message.lower():
+            raise ConcurrentLimit("too many long-running requests at once in the org (ConcurrentRequests, not the "
+                                  "daily allocation); syncd backs off and retries", **kw)
+        if code == "QUERY_TIMEOUT":
+            raise QueryTimeout("Salesforce timed the query out (QUERY_TIMEOUT); the window is read in parts", **kw)
         if code == "REQUEST_LIMIT_EXCEEDED":
             raise ApiLimitReached("the org's 24-hour API request allocation is spent; "
                                   "syncd will resume at the next run", **kw)
         if code in QUERY_ERRORS:
             # The message names the offending SOQL (from configuration), never lead data.
-            raise RemoteRejected(f"query refused: {message} (check salesforce.where and phone_fields)", **kw)
+            raise RemoteRejected(f"query refused: {message} (check phone_fields, salesforce.where and the mapped "
+                                 "fields; `syncd doctor` checks each against describe)", **kw)
+        if code in ("EXCEEDED_ID_LIMIT", "INVALID_REPLICATION_DATE"):
+            raise RemoteRejected(f"the delete log refused the span: {code}", **kw)
         raise_for_status(resp, REMOTE)
 
     def _get(self, url: str, params: dict[str, str] | None = None) -> requests.Response:
+        """GET on the instance; ConcurrentRequests is waited out (it passes), then raised as transient."""
+        waits = list(CONCURRENT_BACKOFF)
+        while True:
+            try:
+                return self._get_once(url, params)
+            except ConcurrentLimit:
+                if not waits:
+                    raise
+                wait = waits.pop(0)
+                log.warning("salesforce: ConcurrentRequests limit (too many long requests in the org at once, not "
+                            "the daily allocation); retrying in %.0f s", wait)
+                self.sleep(wait)
+
+    def _get_once(self, url: str, params: dict[str, str] | None) -> requests.Response:
         if self._token is None:
             self.authenticate()
         for attempt in (1, 2):
@@ -83,6 +122,7 @@ class SalesforceClient(SalesforceAuth):
             full = url if url.startswith("http") else f"{self.instance_url}{url}"
             resp = send(self.session, "GET", full, REMOTE, params=params, headers=headers)
             self._record_usage(resp)
+            self.note_clock(resp)
             if resp.status_code == 401 and attempt == 1:
                 log.info("salesforce: session expired, authenticating again")
                 self.authenticate()
@@ -125,3 +165,56 @@ class SalesforceClient(SalesforceAuth):
     def next_page(self, next_url: str) -> Page:
         """Follow a server-relative ``nextRecordsUrl`` on the instance, with no parameters."""
         return self._page(self._get(next_url))
+
+    def query_ids(self, fields: Sequence[str], ids: Sequence[str]) -> Iterator[Page]:
+        """The leads with these ids (deleted and merged ones included), every page of the answer."""
+        from syncd.soql import literal_string
+
+        for i in range(0, len(ids), IDS_PER_QUERY):
+            chunk = ", ".join(literal_string(x) for x in ids[i:i + IDS_PER_QUERY])
+            # Fields are validated identifiers and ids quoted literals.
+            page = self.query_all(f"SELECT {', '.join(fields)} FROM Lead WHERE Id IN ({chunk})")  # noqa: S608
+            yield page
+            while page.next_url:
+                page = self.next_page(page.next_url)
+                yield page
+
+    def deleted(self, start: datetime, end: datetime) -> Deleted:
+        """``sobjects/Lead/deleted`` for ``[start, end)`` in spans of at most a day, halved on EXCEEDED_ID_LIMIT."""
+        from syncd.window import parse_sf_datetime
+
+        start = min(start, end - timedelta(seconds=61))  # Salesforce wants over a minute between the two
+        found: dict[str, datetime] = {}
+        earliest: datetime | None = None
+        span, at = DELETED_SPAN, start
+        while at < end:
+            upto = min(end, at + span)
+            if upto - at <= timedelta(seconds=60):
+                at = upto - timedelta(seconds=61)
+            params = {"start": at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                      "end": upto.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            try:
+                resp = self._get(f"/services/data/v{self.cfg.api_version}/sobjects/Lead/deleted/", params)
+            except RemoteRejected as e:
+                if e.code != "EXCEEDED_ID_LIMIT" or span <= timedelta(minutes=2):
+                    raise
+                span /= 2
+                continue
+            body = json_object(resp, REMOTE, "deletedRecords")
+            rows = body["deletedRecords"]
+            if not isinstance(rows, list):
+                raise ProtocolError("deletedRecords is not a list", remote=REMOTE, method="GET",
+                                    path=path_of(resp.request.url or ""))
+            for row in rows:
+                lead_id, when = (row.get("id"), row.get("deletedDate")) if isinstance(row, dict) else (None, None)
+                if isinstance(lead_id, str) and isinstance(when, str):
+                    try:
+                        found[lead_id] = parse_sf_datetime(when)
+                    except ValueError:
+                        found[lead_id] = upto
+            first = body.get("earliestDateAvailable")
+            if isinstance(first, str) and earliest is None:
+                with contextlib.suppress(ValueError):
+                    earliest = parse_sf_datetime(first)
+            at = upto
+        return Deleted(found, earliest)

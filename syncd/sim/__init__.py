@@ -14,7 +14,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from syncd.sim import cxone as cx
@@ -22,6 +22,7 @@ from syncd.sim import data
 from syncd.sim import salesforce as sf
 from syncd.sim.faults import Faults
 from syncd.sim.http import Request, Response, Router, Server
+from syncd.sim.sforg import Org, link_owner
 
 SIM_SECRETS = {
     "SYNCD_SALESFORCE_CLIENT_SECRET": sf.CLIENT_SECRET,
@@ -38,11 +39,13 @@ def _utcnow() -> datetime:
 def _to_value(field: str, value: Any) -> Any:
     if field in sf.DATE_FIELDS and isinstance(value, str):
         return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(microsecond=0)
+    if field in sf.DAY_FIELDS and isinstance(value, str):
+        return date.fromisoformat(value)
     return value
 
 
 def _from_value(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+    return value.isoformat() if isinstance(value, date) else value
 
 
 class Simulator:
@@ -60,9 +63,12 @@ class Simulator:
         self.bytes_in: Counter[str] = Counter()
         self.router = Router()
         self.sf.routes(self.router)
+        self.org = Org(self.sf)
+        self.org.routes(self.router)
         self.cx.routes(self.router)
         self._control_routes()
-        self.server = Server(self.dispatch, port=port)
+        # The Date header is Salesforce's clock (tests may set ``sf.now`` apart from CXone's).
+        self.server = Server(self.dispatch, port=port, now=lambda: self.sf.now())
         if leads:
             self.seed_leads(leads, seed)
 
@@ -180,6 +186,8 @@ client_id = "{cx.CLIENT_ID}"
     def seed_leads(self, count: int, seed: int) -> None:
         with self.lock:
             self.sf.leads = {lead["Id"]: lead for lead in data.generate(count, seed, self.now())}
+            for lead in self.sf.leads.values():
+                link_owner(self.sf, lead)
             self.sf.reindex()
 
     def upsert_leads(self, leads: list[dict[str, Any]], modstamp: datetime | None = None) -> list[str]:
@@ -200,7 +208,10 @@ client_id = "{cx.CLIENT_ID}"
                     if lead_id:
                         lead["Id"] = lead_id
                     self.sf.leads[lead["Id"]] = lead
+                if values.get("IsDeleted") and not lead.get("IsDeleted"):
+                    self.sf.delete_log.append((lead["Id"], values.get("SystemModstamp", stamp)))
                 lead.update(values)
+                link_owner(self.sf, lead)
                 lead["SystemModstamp"] = lead["LastModifiedDate"] = values.get("SystemModstamp", stamp)
                 ids.append(lead["Id"])
             self.sf.reindex()

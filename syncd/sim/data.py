@@ -11,8 +11,15 @@ BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 LEAD_FIELDS = (
     "Id", "FirstName", "LastName", "Name", "Company", "Phone", "MobilePhone", "Email", "Status", "IsConverted",
     "DoNotCall", "HasOptedOutOfEmail", "IsDeleted", "PostalCode", "State", "City", "Country", "SystemModstamp",
-    "CreatedDate", "LastModifiedDate", "MasterRecordId", "LeadSource",
+    "CreatedDate", "LastModifiedDate", "MasterRecordId", "LeadSource", "OwnerId", "Lead_Score__c", "Interests__c",
+    "Score_Band__c", "Follow_Up__c", "Owner.Name", "Owner.Email",
 )
+# Custom fields of the simulated org (describe types them); Score_Band__c is a formula: it changes
+# without moving SystemModstamp, as do the Owner's fields.
+INTERESTS = ["Solar", "Solar;Wind", "Wind;Hydro", None]
+USERS = [("005SIM000000001AAA", "Ada Lovelace"), ("005SIM000000002AAA", "Grace Hopper"),
+         ("005SIM000000003AAA", "Alan Turing"), ("005SIM000000004AAA", "Edsger Dijkstra"),
+         ("005SIM000000005AAA", "Barbara Liskov")]
 STATUSES = [("Open - Not Contacted", 40), ("Working - Contacted", 30), ("Nurturing", 10),
             ("Closed - Not Converted", 12), ("Unqualified", 8)]
 FIRST = ["James", "Mary", "Robert", "Patricia", "José", "Zoë", "Øyvind", "Siobhán", "Nguyễn", "李", "Mohammed",
@@ -101,6 +108,12 @@ def make_lead(rng: random.Random, n: int, stamp: datetime) -> dict[str, Any]:
         "Country": country,
         "LeadSource": rng.choice(["Web", "Phone Inquiry", "Partner Referral", "Trade Show", None]),
         "MasterRecordId": None,
+        # Derived from n, not drawn: the random stream (and so every other field) stays as it was.
+        "OwnerId": USERS[n % len(USERS)][0],
+        "Lead_Score__c": float((n * 37) % 100),
+        "Interests__c": INTERESTS[n % len(INTERESTS)],
+        "Score_Band__c": "ABC"[((n * 37) % 100) // 34],
+        "Follow_Up__c": None,
         "CreatedDate": stamp,
         "LastModifiedDate": stamp,
         "SystemModstamp": stamp,

@@ -13,7 +13,9 @@ probability). Kinds:
 ``cut``            200 whose body stops halfway (Content-Length promises more) and the connection closes
 ``session``        Salesforce 401 INVALID_SESSION_ID (the session is revoked, as an admin would)
 ``locator``        Salesforce 400 INVALID_QUERY_LOCATOR
-``limit``          Salesforce 403 REQUEST_LIMIT_EXCEEDED
+``limit``          Salesforce 403 REQUEST_LIMIT_EXCEEDED (the daily allocation)
+``concurrent``     Salesforce 403 REQUEST_LIMIT_EXCEEDED naming ConcurrentRequests (transient)
+``query-timeout``  Salesforce 400 QUERY_TIMEOUT
 ``unauthorized``   CXone 401 (its tokens are revoked)
 ``reject``         400 for the request itself (e.g. an upload CXone refuses)
 ``partial``        removeProspects answers with every second prospect failed
@@ -42,7 +44,8 @@ from syncd.sim.http import Response
 
 KINDS = ("cut-after", "badjson-after",
          "429", "429-bare", "500", "502", "503", "504", "drop", "slow", "badjson", "cut", "session", "locator",
-         "limit", "unauthorized", "reject", "partial", "nonext", "deepjson", "bigpage", "trickle", "redirect")
+         "limit", "concurrent", "query-timeout",
+         "unauthorized", "reject", "partial", "nonext", "deepjson", "bigpage", "trickle", "redirect")
 
 
 @dataclass
@@ -139,6 +142,11 @@ class Faults:
             return sf_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator"), None
         if kind == "limit":
             return sf_error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."), None
+        if kind == "concurrent":
+            return sf_error(403, "REQUEST_LIMIT_EXCEEDED",
+                            "ConcurrentRequests (Concurrent API Requests) Limit exceeded."), None
+        if kind == "query-timeout":
+            return sf_error(400, "QUERY_TIMEOUT", "Your query request was running for too long."), None
         if kind == "unauthorized":
             revoke_cx()
             return Response(401, {"error": "Unauthorized"}), None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -83,11 +85,16 @@ class Server:
     """Serve ``dispatch`` on 127.0.0.1 in daemon threads; ``port=0`` picks a free port."""
 
     def __init__(self, dispatch: Callable[[Request], tuple[Response, Callable[[], None] | None]],
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, now: Callable[[], datetime] | None = None) -> None:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                # The Date header tells the remote's own time: the simulator's clock, not the host's.
+                when = now().timestamp() if now is not None and timestamp is None else timestamp
+                return email.utils.formatdate(when, usegmt=True)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

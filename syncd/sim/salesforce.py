@@ -1,4 +1,11 @@
-"""Simulated Salesforce REST: OAuth token, query/queryAll with snapshot paging, deleted records."""
+"""Simulated Salesforce REST: OAuth token, query/queryAll with snapshot paging, deleted records.
+
+Its org is described in ``syncd/sim/sforg.py`` (describe, limits, merges, purges, the delete log) and
+its token endpoint in ``syncd/sim/sfauth.py``. A query locator keeps one id for its whole result, the
+page being its offset (``01gSIM..-2000``), and a user holds at most 10 open locators: an 11th releases
+the oldest. ``timeout_rows`` makes a query that matches more rows answer QUERY_TIMEOUT, as a large
+org does.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +15,18 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from syncd.sim import soql
-from syncd.sim.data import LEAD_FIELDS
+from syncd.sim.data import LEAD_FIELDS, USERS
 from syncd.sim.http import Request, Response, Router
+from syncd.sim.sfauth import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, TokenEndpoint
 
-CLIENT_ID = "sim-sf-client"
-CLIENT_SECRET = "sim-sf-secret-8c1d"
-REFRESH_TOKEN = "sim-sf-refresh-5e2a"
+__all__ = ["CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN", "SalesforceSim", "sf_datetime", "sf_error"]
 DATE_FIELDS = {"SystemModstamp", "CreatedDate", "LastModifiedDate"}
+DAY_FIELDS = {"Follow_Up__c"}
+MAX_CURSORS = 10
 
 
 def sf_datetime(value: datetime) -> str:
@@ -34,6 +42,7 @@ class Locator:
     rows: list[dict[str, Any]]
     token: str
     last_used: datetime
+    offset: int = 0  # the next page it serves
 
 
 @dataclass
@@ -50,6 +59,15 @@ class SalesforceSim:
     base_url: str = ""
     instance_url: str = ""  # what the token answer names as instance_url (default: base_url)
     queries: int = 0
+    auth: TokenEndpoint = field(default_factory=TokenEndpoint)
+    users: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {uid: {"Name": name, "Email": f"{name.split()[0].lower()}@example.com"}
+                                 for uid, name in USERS})
+    timeout_rows: int = 0  # > 0: a query matching more rows answers QUERY_TIMEOUT
+    # The delete log (id, deletedDate) behind sobjects/Lead/deleted, and where it starts after a purge.
+    delete_log: list[tuple[str, datetime]] = field(default_factory=list)
+    log_floor: datetime | None = None
+    max_deleted_ids: int = 600_000
     # (SystemModstamp, Id) of every lead in order, rebuilt after leads change: Salesforce answers a
     # window query from its index on SystemModstamp, not by scanning the org.
     by_stamp: list[tuple[datetime, str]] = field(default_factory=list)
@@ -65,35 +83,25 @@ class SalesforceSim:
 
     def routes(self, r: Router) -> None:
         r.add("POST", "/services/oauth2/token", "sf.token", self.token)
-        r.add("GET", "/services/data/v{ver}/query", "sf.query", self.query)
-        r.add("GET", "/services/data/v{ver}/queryAll", "sf.queryAll", self.query)
+        for path in ("query", "query/"):  # the REST guide's and simple-salesforce's form
+            r.add("GET", f"/services/data/v{{ver}}/{path}", "sf.query", self.query)
+            r.add("GET", f"/services/data/v{{ver}}/{path.replace('query', 'queryAll')}", "sf.queryAll", self.query)
         r.add("GET", "/services/data/v{ver}/query/{locator}", "sf.next", self.next_page)
-        r.add("GET", "/services/data/v{ver}/sobjects/Lead/deleted/", "sf.deleted", self.deleted)
+        r.add("GET", "/services/data/v{ver}/queryAll/{locator}", "sf.next", self.next_page)
 
     # -- auth ---------------------------------------------------------------------------------------
     def token(self, req: Request) -> Response:
-        form = req.form()
-        client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
-        basic = req.headers.get("authorization", "")
-        if basic.startswith("Basic "):
-            client_id, _, client_secret = base64.b64decode(basic[6:]).decode().partition(":")
-        grant = form.get("grant_type")
-        if grant == "client_credentials":
-            ok = client_id == CLIENT_ID and client_secret == CLIENT_SECRET
-        elif grant == "refresh_token":
-            ok = client_id == CLIENT_ID and form.get("refresh_token") == REFRESH_TOKEN
-        else:
-            return Response(400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"})
-        if not ok:
-            return Response(400, {"error": "invalid_client", "error_description": "invalid client credentials"})
-        token = "00Dsim!" + secrets.token_urlsafe(24)
         with self.lock:
+            extra = self.auth.check(req, self.now().timestamp())
+            if isinstance(extra, Response):
+                return extra
+            token = "00Dsim!" + secrets.token_urlsafe(24)
             self.tokens.add(token)
         issued = str(int(self.now().timestamp() * 1000))
         return Response(200, {"access_token": token, "instance_url": self.instance_url or self.base_url,
                               "token_type": "Bearer",
                               "id": f"{self.base_url}/id/00Dsim/005sim", "issued_at": issued,
-                              "signature": base64.b64encode(secrets.token_bytes(32)).decode()})
+                              "signature": base64.b64encode(secrets.token_bytes(32)).decode(), **extra})
 
     def revoke(self) -> None:
         with self.lock:
@@ -129,8 +137,19 @@ class SalesforceSim:
         url = f"/services/data/v{ver}/sobjects/Lead/{lead['Id']}"
         out: dict[str, Any] = {"attributes": {"type": "Lead", "url": url}}
         for f in fields:
+            rel, dot, sub = f.partition(".")
+            if dot:  # a relationship field: the related record as an object, or null
+                related = lead.get(rel)
+                if related is None:
+                    out[rel] = None
+                    continue
+                nested = out.get(rel) or {"attributes": {
+                    "type": "User", "url": f"/services/data/v{ver}/sobjects/User/{lead.get(rel + 'Id')}"}}
+                nested[sub] = related.get(sub)
+                out[rel] = nested
+                continue
             v = lead.get(f)
-            out[f] = sf_datetime(v) if isinstance(v, datetime) else v
+            out[f] = sf_datetime(v) if isinstance(v, datetime) else v.isoformat() if isinstance(v, date) else v
         return out
 
     def query(self, req: Request) -> Response:
@@ -145,25 +164,36 @@ class SalesforceSim:
                 q = soql.parse(req.arg("q"), LEAD_FIELDS)
             except soql.SoqlError as e:
                 return self._limited(sf_error(400, e.code, str(e)))
-            include_deleted = req.path.endswith("/queryAll")
+            include_deleted = req.path.rstrip("/").endswith("/queryAll")
             pool = [lead for lead in self._candidates(q.since) if include_deleted or not lead.get("IsDeleted")]
             try:
                 rows = soql.run(q, pool)
             except soql.SoqlError as e:
                 return self._limited(sf_error(400, e.code, str(e)))
+            if self.timeout_rows and len(rows) > self.timeout_rows:
+                return self._limited(sf_error(400, "QUERY_TIMEOUT", "Your query request was running for too long."))
             ver = req.params["ver"]
             snapshot = [self._render(lead, q.fields, ver) for lead in rows]  # a snapshot: later edits do not show
             self.queries += 1
             return self._limited(self._serve(snapshot, 0, token, self._page_size(req), ver))
 
-    def _serve(self, rows: list[dict[str, Any]], offset: int, token: str, size: int, ver: str) -> Response:
+    def _serve(self, rows: list[dict[str, Any]], offset: int, token: str, size: int, ver: str,
+               locator: str | None = None) -> Response:
         page = rows[offset:offset + size]
         done = offset + size >= len(rows)
         body: dict[str, Any] = {"totalSize": len(rows), "done": done, "records": page}
-        if not done:
+        if done:
+            self.locators.pop(locator or "", None)
+            return Response(200, body)
+        if locator is None:
             locator = "01gSIM" + secrets.token_hex(6)
+            mine = [k for k, v in self.locators.items() if v.token == token]
+            if len(mine) >= MAX_CURSORS:  # the user's oldest cursor is released
+                del self.locators[min(mine, key=lambda k: self.locators[k].last_used)]
             self.locators[locator] = Locator(rows, token, self.now())
-            body["nextRecordsUrl"] = f"/services/data/v{ver}/query/{locator}-{offset + size}"
+        loc = self.locators[locator]
+        loc.offset, loc.last_used = offset + size, self.now()
+        body["nextRecordsUrl"] = f"/services/data/v{ver}/query/{locator}-{offset + size}"
         return Response(200, body)
 
     def next_page(self, req: Request) -> Response:
@@ -175,28 +205,12 @@ class SalesforceSim:
             if refused:
                 return self._limited(refused)
             locator_id, _, offset = req.params["locator"].rpartition("-")
-            loc = self.locators.pop(locator_id, None)
+            loc = self.locators.get(locator_id)
             expired = loc is None or loc.token != token or (
                 self.now() - loc.last_used > timedelta(seconds=self.locator_ttl))
             if expired or not offset.isdigit() or loc is None:
+                self.locators.pop(locator_id, None)
                 return self._limited(sf_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator"))
-            return self._limited(self._serve(loc.rows, int(offset), token, self._page_size(req), req.params["ver"]))
+            return self._limited(self._serve(loc.rows, int(offset), token, self._page_size(req), req.params["ver"],
+                                             locator_id))
 
-    def deleted(self, req: Request) -> Response:
-        with self.lock:
-            token = self._auth(req)
-            if isinstance(token, Response):
-                return token
-            try:
-                start = datetime.fromisoformat(req.arg("start").replace("Z", "+00:00"))
-                end = datetime.fromisoformat(req.arg("end").replace("Z", "+00:00"))
-            except ValueError:
-                return sf_error(400, "INVALID_REPLICATION_DATE", "start and end must be ISO datetimes")
-            if end - start <= timedelta(minutes=1):
-                return sf_error(400, "INVALID_REPLICATION_DATE", "start must precede end by more than a minute")
-            earliest = self.now() - timedelta(days=15)
-            found = [{"id": lead["Id"], "deletedDate": sf_datetime(lead["SystemModstamp"])}
-                     for lead in self.leads.values()
-                     if lead.get("IsDeleted") and start <= lead["SystemModstamp"] < end]
-            return self._limited(Response(200, {"deletedRecords": found, "earliestDateAvailable": sf_datetime(earliest),
-                                                "latestDateCovered": sf_datetime(min(end, self.now()))}))

@@ -10,7 +10,7 @@ from syncd.config import SF_IDENTIFIER
 # What a dialer needs, plus what decides eligibility and the window position.
 BASE_FIELDS = (
     "Id", "FirstName", "LastName", "Company", "Email", "Status", "IsConverted", "DoNotCall",
-    "IsDeleted", "City", "State", "PostalCode", "Country", "SystemModstamp",
+    "IsDeleted", "MasterRecordId", "City", "State", "PostalCode", "Country", "SystemModstamp",
 )
 
 
@@ -28,13 +28,22 @@ def literal_string(value: str) -> str:
     return f"'{escaped}'"
 
 
-def select_fields(phone_fields: Iterable[str]) -> list[str]:
+def select_fields(phone_fields: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
+    """The SELECT list: the base fields, the phone fields, then what ``where`` and the mapped columns
+    read (``Owner.Name`` included), each once whatever its case."""
     fields = list(BASE_FIELDS)
     for name in phone_fields:
         if not SF_IDENTIFIER.match(name):
             raise ValueError(f"{name!r} is not a Salesforce field name")
         if name not in fields:
             fields.insert(1, name)
+    have = {f.lower() for f in fields}
+    for name in extra:
+        if not all(SF_IDENTIFIER.match(part) for part in name.split(".")) or name.count(".") > 1:
+            raise ValueError(f"{name!r} is not a Salesforce field name")
+        if name.lower() not in have:
+            fields.append(name)
+            have.add(name.lower())
     return fields
 
 
@@ -42,15 +51,15 @@ def window_query(
     fields: Iterable[str],
     start: datetime | None,
     end: datetime,
-    where: str = "",
     after: tuple[datetime, str] | None = None,
 ) -> str:
     """``SELECT .. FROM Lead`` for ``start <= SystemModstamp < end`` in a stable order.
 
-    ``start`` is None only on the very first run (the whole org). ``after`` resumes a window past
-    the last (SystemModstamp, Id) committed, in the query's own order, so a re-query never returns
-    rows already read, even when more rows share one second than fit on a page. Eligibility is
-    deliberately not part of the filter: a lead that stops being eligible must still be read to be removed.
+    ``start`` is None on a full read of the org. ``after`` resumes a window past the last
+    (SystemModstamp, Id) committed, in the query's own order, so a re-query never returns rows
+    already read, even when more rows share one second than fit on a page. Nothing that decides
+    eligibility is in the filter, ``salesforce.where`` included: a lead that stops being eligible
+    must still be read, to be removed (syncd evaluates ``where`` itself, syncd/soql/where.py).
     """
     conds = []
     if after is not None:
@@ -59,8 +68,6 @@ def window_query(
     elif start is not None:
         conds.append(f"SystemModstamp >= {literal_datetime(start)}")
     conds.append(f"SystemModstamp < {literal_datetime(end)}")
-    if where.strip():
-        conds.append(f"({where.strip()})")
-    # Every piece is a validated identifier, a formatted literal, or the operator's trusted `where`.
+    # Every piece is a validated identifier or a formatted literal.
     return (f"SELECT {', '.join(fields)} FROM Lead WHERE {' AND '.join(conds)} "  # noqa: S608
             "ORDER BY SystemModstamp ASC, Id ASC")

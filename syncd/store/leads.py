@@ -34,6 +34,7 @@ class LeadUpdate(NamedTuple):
     detail: str = ""
     phone: str | None = None  # the eligible contact's E.164 number
     dnc: tuple[str, ...] = ()  # a Do Not Call lead's valid numbers (what suppression must block)
+    keep_dnc: bool = False  # gone from Salesforce unseen (the delete log): what it needed blocked stays blocked
 
 
 def existing(c: sqlite3.Connection, table: str, key: str, ids: list[str]) -> set[str]:
@@ -45,49 +46,72 @@ def existing(c: sqlite3.Connection, table: str, key: str, ids: list[str]) -> set
 
 class LeadQueries(WindowQueries):
     def apply_page(self, updates: Iterable[LeadUpdate], run_id: int, pos_ts: str | None, pos_id: str | None,
-                   next_url: str | None, next_url_at: datetime | None) -> tuple[int, int]:
-        """A page's effects and the position it reached, in one transaction. Returns (read, skipped).
+                   next_url: str | None, next_url_at: datetime | None, window_id: int | None = None,
+                   ) -> tuple[int, int]:
+        """A page's effects and the position it reached, in one transaction. Returns (read, skipped)."""
+        with self.transaction() as c:
+            counts = self._apply(c, updates, run_id, window_id)
+            self.save_position(pos_ts, pos_id, next_url, next_url_at)
+        return counts
 
-        The rules of ``diff.observe``: new content resets the lead's attempts and releases it from
-        parking; the same content keeps both.
-        """
+    def apply_rows(self, updates: Iterable[LeadUpdate], run_id: int, window_id: int | None = None) -> tuple[int, int]:
+        """Leads read outside the window's order (by id, or from the delete log): the position stays."""
+        with self.transaction() as c:
+            return self._apply(c, updates, run_id, window_id)
+
+    def _apply(self, c: sqlite3.Connection, updates: Iterable[LeadUpdate], run_id: int,
+               window_id: int | None) -> tuple[int, int]:
+        """The rules of ``diff.observe``: new content resets the lead's attempts and releases it from
+        parking; the same content keeps both. ``seen_window`` marks each lead the window returned."""
         eligible: list[LeadUpdate] = []
         skipped: list[LeadUpdate] = []
         for u in updates:
             (eligible if u.hash is not None else skipped).append(u)
-        with self.transaction() as c:
-            self._link_dnc(c, eligible + skipped)
-            # Most leads of a page have no skip row (eligible ones) or no lead row (skipped ones):
-            # one lookup for the page instead of a statement per lead that finds nothing.
-            skipped_before = existing(c, "skips", "lead_id", [u.lead_id for u in eligible])
-            c.executemany(
-                "INSERT INTO leads (id, seen_hash, payload, modstamp, phone) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET "
-                " attempts = CASE WHEN seen_hash IS excluded.seen_hash THEN attempts ELSE 0 END,"
-                " parked = CASE WHEN seen_hash IS excluded.seen_hash THEN parked ELSE NULL END,"
-                " seen_hash = excluded.seen_hash, payload = excluded.payload, modstamp = excluded.modstamp,"
-                " phone = excluded.phone",
-                [(u.lead_id, u.hash, u.payload, u.modstamp, u.phone) for u in eligible])
-            c.executemany("DELETE FROM skips WHERE lead_id = ?", [(i,) for i in skipped_before])
-            tracked = existing(c, "leads", "id", [u.lead_id for u in skipped])  # after the upsert, as before
-            c.executemany(
-                "UPDATE leads SET attempts = CASE WHEN seen_hash IS NULL THEN attempts ELSE 0 END,"
-                " parked = CASE WHEN seen_hash IS NULL THEN parked ELSE NULL END,"
-                " seen_hash = NULL, payload = NULL, modstamp = ? WHERE id = ?",
-                [(u.modstamp, u.lead_id) for u in skipped if u.lead_id in tracked])
-            # A lead that is neither wanted nor on the list needs no row: the skip audit keeps it (a
-            # removal that verification has not confirmed yet keeps its row).
-            c.executemany("DELETE FROM leads WHERE id = ? AND seen_hash IS NULL AND acked_hash IS NULL "
-                          "AND batch_id IS NULL AND removed_at IS NULL", [(i,) for i in tracked])
-            c.executemany(
-                "INSERT OR REPLACE INTO skips (lead_id, reason, detail, run_id, modstamp) VALUES (?, ?, ?, ?, ?)",
-                [(u.lead_id, u.reason, u.detail, run_id, u.modstamp) for u in skipped])
-            self.save_position(pos_ts, pos_id, next_url, next_url_at)
-            c.execute("UPDATE runs SET read = read + ?, skipped = skipped + ? WHERE id = ?",
-                      (len(eligible) + len(skipped), len(skipped), run_id))
+        self._link_dnc(c, eligible + skipped)
+        # Most leads of a page have no skip row (eligible ones) or no lead row (skipped ones):
+        # one lookup for the page instead of a statement per lead that finds nothing.
+        skipped_before = existing(c, "skips", "lead_id", [u.lead_id for u in eligible])
+        c.executemany(
+            "INSERT INTO leads (id, seen_hash, payload, modstamp, phone, seen_window) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET "
+            " attempts = CASE WHEN seen_hash IS excluded.seen_hash THEN attempts ELSE 0 END,"
+            " parked = CASE WHEN seen_hash IS excluded.seen_hash THEN parked ELSE NULL END,"
+            " seen_hash = excluded.seen_hash, payload = excluded.payload, modstamp = excluded.modstamp,"
+            " phone = excluded.phone, seen_window = excluded.seen_window",
+            [(u.lead_id, u.hash, u.payload, u.modstamp, u.phone, window_id) for u in eligible])
+        c.executemany("DELETE FROM skips WHERE lead_id = ?", [(i,) for i in skipped_before])
+        tracked = existing(c, "leads", "id", [u.lead_id for u in skipped])  # after the upsert, as before
+        c.executemany(
+            "UPDATE leads SET attempts = CASE WHEN seen_hash IS NULL THEN attempts ELSE 0 END,"
+            " parked = CASE WHEN seen_hash IS NULL THEN parked ELSE NULL END,"
+            " seen_hash = NULL, payload = NULL, modstamp = ?, seen_window = ? WHERE id = ?",
+            [(u.modstamp, window_id, u.lead_id) for u in skipped if u.lead_id in tracked])
+        # A lead that is neither wanted nor on the list needs no row: the skip audit keeps it (a
+        # removal that verification has not confirmed yet keeps its row).
+        c.executemany("DELETE FROM leads WHERE id = ? AND seen_hash IS NULL AND acked_hash IS NULL "
+                      "AND batch_id IS NULL AND removed_at IS NULL", [(i,) for i in tracked])
+        c.executemany(
+            "INSERT OR REPLACE INTO skips (lead_id, reason, detail, run_id, modstamp) VALUES (?, ?, ?, ?, ?)",
+            [(u.lead_id, u.reason, u.detail, run_id, u.modstamp) for u in skipped])
+        c.execute("UPDATE runs SET read = read + ?, skipped = skipped + ? WHERE id = ?",
+                  (len(eligible) + len(skipped), len(skipped), run_id))
         return len(eligible) + len(skipped), len(skipped)
 
-    @staticmethod
+    def unseen_since(self, window_id: int) -> list[str]:
+        """Tracked leads the window ``window_id`` did not return (a full refresh's candidates for deletion)."""
+        return [r["id"] for r in self._rows("SELECT id FROM leads WHERE seen_window IS NOT ? ORDER BY id",
+                                             (window_id,))]
+
+    def known_modstamps(self, ids: list[str]) -> dict[str, str | None]:
+        """Lead id -> the SystemModstamp syncd last read, for ids it tracks or audited as skipped."""
+        if not ids:
+            return {}
+        out: dict[str, str | None] = {}
+        for table, key in (("skips", "lead_id"), ("leads", "id")):
+            sql = f"SELECT {key}, modstamp FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))"  # noqa: S608
+            out.update({r[key]: r["modstamp"] for r in self._rows(sql, (json.dumps(ids),))})
+        return out
+
     @staticmethod
     def _link_dnc(c: sqlite3.Connection, ups: list[LeadUpdate]) -> None:
         """Which leads need which numbers suppressed, from what this page shows (``diff`` rules).
@@ -97,7 +121,7 @@ class LeadQueries(WindowQueries):
         shows without Do Not Call needs none; one whose numbers changed needs only the new ones.
         """
         dnc = {u.lead_id: u for u in ups if u.dnc}
-        others = [u.lead_id for u in ups if not u.dnc]
+        others = [u.lead_id for u in ups if not u.dnc and not u.keep_dnc]
         for lead_id in existing(c, "dnc_links", "lead_id", others + list(dnc)):
             c.execute("DELETE FROM dnc_links WHERE lead_id = ?", (lead_id,))
         if not dnc:

@@ -220,3 +220,23 @@ def m007_closed_loop(db: sqlite_utils.Database) -> None:
         confirmed INTEGER NOT NULL DEFAULT 0
     );
     """)
+
+
+@migrations()
+def m008_full_refresh(db: sqlite_utils.Database) -> None:
+    """Full refresh, the delete log and Salesforce's clock (issue 14).
+
+    ``leads.seen_window`` is the window (by the run that opened it) that last returned the lead: at
+    the end of a full refresh, a tracked lead the refresh did not return is looked up by id, and
+    treated as deleted when Salesforce no longer has it. ``sync_state.window_full`` marks an open
+    window as a full refresh; ``refresh_reason`` says why the next run must be one (a reset, a delete
+    log that no longer reaches back); ``sf_skew_seconds`` is Salesforce's clock minus the host's.
+    """
+    db.executescript("""
+    ALTER TABLE leads ADD COLUMN seen_window INTEGER;
+    ALTER TABLE sync_state ADD COLUMN window_full INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sync_state ADD COLUMN refresh_reason TEXT;
+    ALTER TABLE sync_state ADD COLUMN last_full_refresh TEXT;
+    ALTER TABLE sync_state ADD COLUMN sf_skew_seconds REAL;
+    ALTER TABLE sync_state ADD COLUMN sf_clock_at TEXT;
+    """)

@@ -9,7 +9,7 @@ from syncd.errors import StateError
 from syncd.store.db import Database, from_iso, iso
 
 _CLEAR = ("window_start = NULL, window_end = NULL, window_run_id = NULL, pos_ts = NULL, pos_id = NULL, "
-          "next_url = NULL, next_url_at = NULL")
+          "next_url = NULL, next_url_at = NULL, window_full = 0")
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,10 @@ class SyncState:
     pos_id: str | None
     next_url: str | None
     next_url_at: datetime | None
+    window_full: bool = False  # the open window is a full refresh
+    refresh_reason: str | None = None  # why the next window must be a full refresh
+    last_full_refresh: datetime | None = None  # the end of the last full refresh completed
+    sf_skew_seconds: float | None = None  # Salesforce's clock minus the host's, when last measured
 
     @property
     def in_window(self) -> bool:
@@ -38,16 +42,32 @@ class WindowQueries(Database):
             return SyncState(
                 watermark=from_iso(r["watermark"]), window_start=from_iso(r["window_start"]),
                 window_end=from_iso(r["window_end"]), window_run_id=r["window_run_id"], pos_ts=r["pos_ts"],
-                pos_id=r["pos_id"], next_url=r["next_url"], next_url_at=from_iso(r["next_url_at"]))
+                pos_id=r["pos_id"], next_url=r["next_url"], next_url_at=from_iso(r["next_url_at"]),
+                window_full=bool(r["window_full"]), refresh_reason=r["refresh_reason"],
+                last_full_refresh=from_iso(r["last_full_refresh"]), sf_skew_seconds=r["sf_skew_seconds"])
         except (TypeError, ValueError) as e:
             raise StateError(f"the sync_state row of {self.path} is unreadable ({e}); fix it or run "
                              "`syncd reset` to re-read the whole org") from None
 
-    def open_window(self, start: datetime | None, end: datetime, run_id: int) -> None:
+    def open_window(self, start: datetime | None, end: datetime, run_id: int, full: bool = False) -> None:
         with self.transaction() as c:
             c.execute(f"UPDATE sync_state SET {_CLEAR}")  # noqa: S608 - fixed text
-            c.execute("UPDATE sync_state SET window_start = ?, window_end = ?, window_run_id = ?",
-                      (iso(start), iso(end), run_id))
+            c.execute("UPDATE sync_state SET window_start = ?, window_end = ?, window_run_id = ?, window_full = ?",
+                      (iso(start), iso(end), run_id, int(full)))
+
+    def request_refresh(self, reason: str) -> None:
+        """The next window is a full refresh (unless one is open: then that one answers it)."""
+        with self.transaction() as c:
+            c.execute("UPDATE sync_state SET refresh_reason = ? WHERE refresh_reason IS NULL", (reason[:300],))
+
+    def start_refresh_clock(self, at: datetime) -> None:
+        """A state from before full refreshes existed: count their interval from now, not at once."""
+        with self.transaction() as c:
+            c.execute("UPDATE sync_state SET last_full_refresh = ? WHERE last_full_refresh IS NULL", (iso(at),))
+
+    def note_skew(self, seconds: float, at: datetime) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE sync_state SET sf_skew_seconds = ?, sf_clock_at = ?", (round(seconds, 1), iso(at)))
 
     def close_window(self, end: datetime) -> bool:
         """The whole window ending at ``end`` was read: the watermark moves there, never backwards.
@@ -61,13 +81,17 @@ class WindowQueries(Database):
                 return False
             if st.watermark is not None and st.window_end < st.watermark:
                 raise StateError(f"window end {st.window_end} is before the watermark {st.watermark}")
+            if st.window_full or st.window_start is None:  # a read of the whole org is a full refresh
+                c.execute("UPDATE sync_state SET last_full_refresh = window_end, refresh_reason = NULL")
             c.execute(f"UPDATE sync_state SET watermark = window_end, {_CLEAR}")  # noqa: S608 - fixed text
         return True
 
     def rewind(self) -> None:
-        """``syncd reset``: forget the watermark and any open window; acked hashes stay."""
+        """``syncd reset``: forget the watermark and any open window; acked hashes stay. The next window
+        is a full refresh: every tracked lead it does not return is looked up, and gone if deleted."""
         with self.transaction() as c:
-            c.execute(f"UPDATE sync_state SET watermark = NULL, {_CLEAR}")  # noqa: S608 - fixed text
+            c.execute(f"UPDATE sync_state SET watermark = NULL, refresh_reason = 'syncd reset', "  # noqa: S608
+                      f"{_CLEAR}")
 
     def save_position(self, pos_ts: str | None, pos_id: str | None, next_url: str | None,
                       next_url_at: datetime | None) -> None:
