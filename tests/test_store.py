@@ -71,7 +71,7 @@ def test_an_older_schema_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -
     conn.execute("INSERT INTO batch_members (batch_id, lead_id, hash, payload) VALUES ('b1', 'L1', x'01', 'row')")
     conn.close()
     store = Store(path)
-    assert migration_names(store)[-1] == "m007_closed_loop"
+    assert migration_names(store)[-1] == "m008_full_refresh"
     lead = store.lead("L1")
     assert store.lead_ids() == ["L1"]
     assert lead is not None
