@@ -13,9 +13,11 @@ from syncd.errors import SyncdError
 from syncd.http import make_session
 from syncd.lock import StateLock
 from syncd.salesforce import SalesforceClient
+from syncd.salesforce.tokens import token_file_for
 from syncd.secrets import Secrets
 from syncd.soql import select_fields
 from syncd.store import Store
+from syncd.transform import rules_for
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,9 @@ def _dnc_group(sink: object, group_id: int, skill_id: int) -> str:
 def run_checks(config: Config, secrets: Secrets) -> Iterator[Check]:
     session = make_session(retries=1, timeout=(min(config.http.connect_timeout_seconds, 5.0),
                                                min(config.http.read_timeout_seconds, 30.0)))
-    sf = SalesforceClient(config.salesforce, secrets, session)
+    # The token file beside the state: a rotation doctor causes is kept, as the daemon's are.
+    sf = SalesforceClient(config.salesforce, secrets, session, token_file=token_file_for(config.state.path))
+    reads = rules_for(config).reads
     sink = make_sink(config, secrets, session, utcnow)
 
     def check(name: str, fn: Callable[[], str]) -> Check:
@@ -65,12 +69,38 @@ def run_checks(config: Config, secrets: Secrets) -> Iterator[Check]:
 
     def salesforce_auth() -> str:
         sf.authenticate()
-        return f"{config.salesforce.auth} accepted; instance {sf.instance_url}"
+        which = f"; refresh token {sf.refresh_source}" if config.salesforce.auth == "refresh_token" else ""
+        aud = f"; JWT audience {config.salesforce.audience}" if config.salesforce.auth == "jwt_bearer" else ""
+        return f"{config.salesforce.auth} accepted; instance {sf.instance_url}{which}{aud}"
+
+    def salesforce_clock() -> str:
+        sf.learn_clock()
+        if sf.clock_offset is None:
+            raise SyncdError("Salesforce's answers carry no Date header: its clock is unknown, windows follow this "
+                             "host's")
+        skew = sf.clock_offset.total_seconds()
+        if abs(skew) > config.salesforce.lag_seconds:
+            raise SyncdError(f"Salesforce's clock is {skew:+.0f} s from this host's, more than lag_seconds "
+                             f"({config.salesforce.lag_seconds}); windows follow Salesforce's, but fix the host's "
+                             "clock (NTP)")
+        return f"Salesforce's clock is {skew:+.0f} s from this host's (windows follow Salesforce's)"
+
+    def salesforce_fields() -> str:
+        described = sf.describe_lead()
+        unknown = [name for name in (*config.salesforce.phone_fields, *reads) if (
+            name.lower() not in described if "." not in name else name.split(".")[0].lower() + "." not in described)]
+        if unknown:
+            raise SyncdError(f"Lead has no field {', '.join(unknown)} (checked against describe; a relationship is "
+                             "checked by its name, e.g. Owner); fix salesforce.where, phone_fields or the mapped "
+                             "fields")
+        formulas = [n for n in reads if "." not in n and described[n.lower()].get("calculated")]
+        note = (f"; {', '.join(formulas)} {'is a formula' if len(formulas) == 1 else 'are formulas'}: changes reach "
+                "CXone at the next full refresh") if formulas else ""
+        return f"every field syncd reads exists on Lead ({len(reads)} beyond the standard ones){note}"
 
     def salesforce_query() -> str:
-        fields = ", ".join(select_fields(config.salesforce.phone_fields))
-        where = f" WHERE {config.salesforce.where}" if config.salesforce.where.strip() else ""
-        page = sf.query_all(f"SELECT {fields} FROM Lead{where} LIMIT 1")  # noqa: S608 - validated fields
+        fields = ", ".join(select_fields(config.salesforce.phone_fields, reads))
+        page = sf.query_all(f"SELECT {fields} FROM Lead LIMIT 1")  # noqa: S608 - validated fields
         usage = f"; API usage {sf.api_usage[0]}/{sf.api_usage[1]}" if sf.api_usage else ""
         return f"Lead fields readable ({page.total_size} row{'s' * (page.total_size != 1)} in a LIMIT 1 probe){usage}"
 
@@ -86,7 +116,11 @@ def run_checks(config: Config, secrets: Secrets) -> Iterator[Check]:
         auth = check("salesforce auth", salesforce_auth)
         yield auth
         if auth.ok:
-            yield check("salesforce query", salesforce_query)
+            yield check("salesforce clock", salesforce_clock)
+            fields = check("salesforce fields", salesforce_fields)
+            yield fields
+            if fields.ok:
+                yield check("salesforce query", salesforce_query)
         yield check(f"cxone {config.cxone.api}", cxone)
         cl = config.cxone.call_lists
         if config.cxone.api == "call-lists" and cl is not None and cl.dnc_group_id:

@@ -110,6 +110,7 @@ class Engine:
         sf = config.salesforce
         self.rules = rules_for(config)
         self.ctx = RunContext(config, store, sink, now, self._tick, sleep)
+        salesforce.sleep = sleep  # its ConcurrentRequests backoff waits as the run does
         self.extractor = Extractor(self.ctx, salesforce, select_fields(sf.phone_fields, self.rules.reads))
         self.outbox = Outbox(self.ctx)
         self.loader = Loader(self.ctx)

@@ -2,7 +2,8 @@
 
 - **The delete log.** ``sobjects/Lead/deleted`` for the window's span: hard-deleted leads, and leads
   purged from the recycle bin, never come back through ``queryAll``. A tracked lead in the answer is
-  removed like a deleted one, unless syncd read it alive after its deletion date (it was undeleted).
+  removed like a deleted one, unless syncd read it at or after its deletion date (the window showed
+  what became of it: deleted, merged, or undeleted since).
   When the log starts after the span asked for (``earliestDateAvailable``), deletions may be lost:
   the next run is a full refresh, and ``status`` says why.
 - **Merges.** A merge loser comes through ``queryAll`` as deleted with ``MasterRecordId`` (the
@@ -84,11 +85,13 @@ class Leavers:
         known = self.ctx.store.known_modstamps(sorted(found.ids))
         gone = []
         for lead_id, seen in known.items():
+            # Read at or after its deletion, the window showed what became of it (deleted, merged, or
+            # undeleted since): only a lead last read before it was deleted is gone unseen.
             try:
-                alive_after = seen is not None and parse_sf_datetime(seen) > found.ids[lead_id]
+                shown = seen is not None and parse_sf_datetime(seen) >= found.ids[lead_id]
             except ValueError:
-                alive_after = False
-            if not alive_after:  # read alive after its deletion: undeleted since
+                shown = False
+            if not shown:
                 gone.append(lead_id)
         self._gone(gone, "in the delete log")
 

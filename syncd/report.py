@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from rich.table import Table
@@ -12,6 +12,7 @@ from rich.table import Table
 from syncd.config import Config
 from syncd.lock import StateLock
 from syncd.store import Store, iso
+from syncd.store.window import SyncState
 
 
 def _open(config: Config) -> Store:
@@ -71,11 +72,26 @@ def status(config: Config, now: datetime | None = None) -> dict[str, Any]:
         "window": window,
         **counts,
         "verify": verify,
-        "last_full_refresh": None,
+        "last_full_refresh": iso(st.last_full_refresh),
+        "full_refresh": _full_refresh(config, st),
+        "salesforce_clock_skew_seconds": st.sf_skew_seconds,
         "last_run": last_run,
         "daemon": _daemon(daemon, holder, now or datetime.now(timezone.utc)),
         "lock_holder": holder if holder and holder > 0 else None,
     }
+
+
+def _full_refresh(config: Config, st: SyncState) -> dict[str, Any]:
+    """When the next full refresh comes, and why: a reset or a delete-log gap says so at once."""
+    days = config.schedule.full_refresh_days
+    if st.in_window and (st.window_full or st.window_start is None):
+        return {"running": True, "due_at": None, "reason": st.refresh_reason or "in progress"}
+    if st.watermark is None:
+        return {"running": False, "due_at": None, "reason": "first run (or after syncd reset): the whole org"}
+    if st.refresh_reason:
+        return {"running": False, "due_at": None, "reason": st.refresh_reason}
+    due = iso(st.last_full_refresh + timedelta(days=days)) if days > 0 and st.last_full_refresh else None
+    return {"running": False, "due_at": due, "reason": f"every {days:g} days" if days > 0 else None}
 
 
 def jobs(config: Config, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -113,6 +129,17 @@ def status_table(s: dict[str, Any]) -> Table:
     if d["last_error"]:
         t.add_row("daemon error", str(d["last_error"]))
     t.add_row("watermark", s["watermark"] or "none (the next run reads the whole org)")
+    fr = s["full_refresh"]
+    if fr["running"]:
+        upcoming = "running now"
+    elif fr["due_at"]:
+        upcoming = f"next {fr['due_at']}"
+    else:
+        upcoming = "next run" if fr["reason"] else "only after `syncd reset` (full_refresh_days = 0)"
+    t.add_row("full refresh", f"last {s['last_full_refresh'] or 'never'}; {upcoming}"
+              + (f" ({fr['reason']})" if fr["reason"] else ""))
+    if s["salesforce_clock_skew_seconds"] is not None and abs(s["salesforce_clock_skew_seconds"]) >= 2:
+        t.add_row("salesforce clock", f"{s['salesforce_clock_skew_seconds']:+.0f} s from this host's")
     w = s["window"]
     if w:
         pos = w["position"]

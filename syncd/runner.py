@@ -18,6 +18,7 @@ from syncd.errors import Refused, StateError
 from syncd.http import session_for
 from syncd.lock import StateLock
 from syncd.salesforce import SalesforceClient
+from syncd.salesforce.tokens import token_file_for
 from syncd.secrets import Secrets
 from syncd.store import Store
 
@@ -89,7 +90,8 @@ def run_engine(
     session = session_for(config.http)
     try:
         engine = Engine(
-            config, run_store, SalesforceClient(config.salesforce, secrets, session, now),
+            config, run_store, SalesforceClient(config.salesforce, secrets, session, now,
+                                                  token_file_for(config.state.path)),
             make_sink(config, secrets, session, now), now=now, on_progress=on_progress, should_stop=should_stop,
             allow_mass_removal=allow_mass_removal, dry_run=dry_run)
         return engine.run()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from syncd import failpoints
 from syncd.config import Config, config_from_text
@@ -56,6 +57,12 @@ class Env:
                                                               if k not in ("batch_size", "lag_seconds")})
         finally:
             self.sim.sf.now = clock
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        """A call to the simulator's control surface, over HTTP as any client would make it."""
+        resp = requests.post(f"{self.sim.url}{path}", json=body, timeout=30)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
 
     def list_records(self) -> dict[str, dict[str, str]]:
         """The callable set: the records a dialer would call now (never what syncd says it sent)."""

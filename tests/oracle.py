@@ -7,7 +7,7 @@ phonenumbers accepts as valid (MobilePhone first, then Phone).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import phonenumbers
@@ -30,13 +30,17 @@ def e164(raw: Any, region: str = "US") -> str | None:
 
 
 def expected(leads: Iterable[dict[str, Any]], fields: tuple[str, ...] = ("MobilePhone", "Phone"),
-             statuses: tuple[str, ...] = ELIGIBLE) -> dict[str, str]:
-    """external id → E.164 phone for every lead that must be on the list."""
+             statuses: tuple[str, ...] = ELIGIBLE, scope: Callable[[dict[str, Any]], bool] | None = None,
+             ) -> dict[str, str]:
+    """external id → E.164 phone for every lead that must be on the list (``scope``: the test's own
+    plain-Python reading of ``salesforce.where``)."""
     out = {}
     for lead in leads:
         if lead.get("IsDeleted") or lead.get("IsConverted") or lead.get("DoNotCall"):
             continue
         if lead.get("Status") not in statuses:
+            continue
+        if scope is not None and not scope(lead):
             continue
         phone = next((p for p in (e164(lead.get(f)) for f in fields) if p), None)
         if phone:

@@ -134,6 +134,8 @@ class SalesforceAuth:
         url = f"{self.cfg.login_url}/services/oauth2/token"
         resp = send(self.session, "POST", url, REMOTE, data=self._grant())
         self.note_clock(resp)
+        if resp.status_code == 400 and self._newer_refresh_token():
+            resp = send(self.session, "POST", url, REMOTE, data=self._grant())
         if resp.status_code in (400, 401, 403):
             body = json_body(resp, REMOTE) if resp.content else {}
             code = body.get("error", "") if isinstance(body, dict) else ""
@@ -164,6 +166,20 @@ class SalesforceAuth:
         if self.cfg.auth == "refresh_token" and isinstance(rotated, str) and rotated and rotated != self._refresh:
             self._rotate(rotated)
         log.info("salesforce: authenticated (%s)", self.cfg.auth)
+
+    def _newer_refresh_token(self) -> bool:
+        """After a refused refresh: has another syncd process (doctor beside the daemon) rotated the token
+        since? Then its newer one, from the file, is taken."""
+        sec = self.secrets.salesforce_refresh_token
+        if self.cfg.auth != "refresh_token" or self.token_file is None or sec is None:
+            return False
+        saved = self.token_file.load(sec.get_secret_value(), from_file=True)
+        if saved is None or saved.token == self._refresh:
+            return False
+        log.info("salesforce: another syncd process rotated the refresh token; using the one it saved")
+        self._refresh, self.refresh_source = saved.token, f"rotated (saved {saved.saved_at})"
+        remember(saved.token, sec.get_secret_value())
+        return True
 
     def _rotate(self, token: str) -> None:
         """Refresh-token rotation: the old token died with this answer; the new one is used from now on."""

@@ -218,3 +218,15 @@ class SalesforceClient(SalesforceAuth):
                     earliest = parse_sf_datetime(first)
             at = upto
         return Deleted(found, earliest)
+
+    def describe_lead(self) -> dict[str, dict[str, Any]]:
+        """``sobjects/Lead/describe``: field name (lower case) -> its description; relationship names too."""
+        resp = self._get(f"/services/data/v{self.cfg.api_version}/sobjects/Lead/describe")
+        body = json_object(resp, REMOTE, "fields")
+        out: dict[str, dict[str, Any]] = {}
+        for f in body["fields"] if isinstance(body["fields"], list) else []:
+            if isinstance(f, dict) and isinstance(f.get("name"), str):
+                out[f["name"].lower()] = f
+                if isinstance(f.get("relationshipName"), str):
+                    out.setdefault(f["relationshipName"].lower() + ".", f)
+        return out

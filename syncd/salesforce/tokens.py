@@ -49,10 +49,12 @@ class RefreshTokenFile:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def load(self, configured: str) -> Rotated | None:
-        """The rotated token descending from ``configured``, or None (none saved, or another lineage)."""
+    def load(self, configured: str, from_file: bool = False) -> Rotated | None:
+        """The rotated token descending from ``configured``, or None (none saved, or another lineage).
+        ``from_file``: what the file holds, even when this process holds another (a second syncd
+        process, ``doctor`` beside the daemon, may have rotated it since)."""
         live = _LIVE.get(fingerprint(configured))
-        if live is not None:
+        if live is not None and not from_file:
             return Rotated(live, "this process")
         try:
             raw = self.path.read_text(encoding="utf-8")

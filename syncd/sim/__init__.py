@@ -8,6 +8,7 @@ that finish later), not as the client happens to need.
 from __future__ import annotations
 
 import fnmatch
+import json
 import random
 import threading
 import time
@@ -135,14 +136,19 @@ class Simulator:
                     batch_size: int | None = None, lag_seconds: int = 0, poll_interval: float = 0.2,
                     interval_seconds: int = 60, verify_every_hours: float = 24, max_removal_percent: float = 20,
                     upload_mode: str = "upsert", removal: str = "remove-prospects", dnc_group_id: int = 0,
-                    expiration_days: int = 30) -> str:
+                    expiration_days: int = 30, where: str = "", full_refresh_days: float = 7,
+                    salesforce_extra: str = "", fields: str = "") -> str:
+        """A config for this simulator; ``salesforce_extra`` and ``fields`` are raw TOML lines for the
+        [salesforce] section and the extra-column table of the sink."""
         size = batch_size or (500 if api == "contacts-batch" else 5000)
+        sink_fields = f"[cxone.{api.replace('-', '_')}.fields]\n{fields}\n" if fields else ""
         return f"""\
 [state]
 path = "{state_path}"
 
 [schedule]
 interval_seconds = {interval_seconds}
+full_refresh_days = {full_refresh_days:g}
 
 [salesforce]
 login_url = "{self.url}"
@@ -154,6 +160,8 @@ default_region = "US"
 lookback_seconds = 300
 lag_seconds = {lag_seconds}
 page_size = 2000
+where = {json.dumps(where)}
+{salesforce_extra}
 
 [cxone]
 api = "{api}"
@@ -180,7 +188,8 @@ dnc_group_id = {dnc_group_id}
 token_url = "{self.url}/oauth2/token"
 base_url = "{self.url}"
 client_id = "{cx.CLIENT_ID}"
-"""
+
+{sink_fields}"""
 
     # -- leads ------------------------------------------------------------------------------------------
     def seed_leads(self, count: int, seed: int) -> None:

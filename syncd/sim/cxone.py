@@ -201,11 +201,13 @@ class CXoneSim:
             lines = text.splitlines()
             reader = csv.reader(io.StringIO(text))
             header = next(reader, [])
-            if header != target.columns[: len(header)] or not {target.columns[0], target.columns[1]} <= set(header):
+            known = header[: len(target.columns)]
+            if known != target.columns[: len(known)] or not {target.columns[0], target.columns[1]} <= set(header):
                 return Response(400, {"error": "the file header does not match the list's column mapping"})
+            names = DEFAULT_COLUMNS[: len(known)] + header[len(known):]  # beyond the defaults: custom fields
             rows, invalid, digests = [], 0, []
             for line, values in zip(lines[1:], reader, strict=False):
-                record = dict(zip(DEFAULT_COLUMNS, values, strict=False))
+                record = dict(zip(names, values, strict=False))
                 phone = record.get("PhoneNumber", "")
                 if len(line) > MAX_RECORD or not record.get("ExternalId") or not E164.match(phone) \
                         or record["ExternalId"] in self.reject_ids:

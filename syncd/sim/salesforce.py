@@ -63,6 +63,7 @@ class SalesforceSim:
     users: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {uid: {"Name": name, "Email": f"{name.split()[0].lower()}@example.com"}
                                  for uid, name in USERS})
+    query_log: list[str] = field(default_factory=list)  # the last queries' text (tests read it)
     timeout_rows: int = 0  # > 0: a query matching more rows answers QUERY_TIMEOUT
     # The delete log (id, deletedDate) behind sobjects/Lead/deleted, and where it starts after a purge.
     delete_log: list[tuple[str, datetime]] = field(default_factory=list)
@@ -160,6 +161,7 @@ class SalesforceSim:
             refused = self._count_call()
             if refused:
                 return self._limited(refused)
+            self.query_log = [*self.query_log[-99:], req.arg("q")]
             try:
                 q = soql.parse(req.arg("q"), LEAD_FIELDS)
             except soql.SoqlError as e:

@@ -2,7 +2,7 @@
 that a window query cannot show (hard deletes, recycle-bin purges, merges, formula fields, owners).
 
 Control surface (``/_sim/salesforce/...``, JSON bodies):
-- ``delete`` ``{"ids": [..], "hard": false}``: soft delete (``IsDeleted``, still in ``queryAll``) or hard
+- ``delete`` ``{"ids": [..], "hard": false, "at": ISO}``: soft delete (``IsDeleted``, still in ``queryAll``) or hard
   delete (gone from every query); both enter the delete log.
 - ``purge`` ``{"ids": [..]}``: empty the recycle bin of those leads: ``queryAll`` never returns them again.
 - ``purge-log`` ``{"before": ISO}``: the delete log loses what came before (``earliestDateAvailable``).
@@ -114,8 +114,8 @@ class Org:
     def _stamp(self, lead: dict[str, Any], when: datetime) -> None:
         lead["SystemModstamp"] = lead["LastModifiedDate"] = when
 
-    def delete(self, ids: list[str], hard: bool = False) -> None:
-        sf, when = self.sf, self.sf.now().replace(microsecond=0)
+    def delete(self, ids: list[str], hard: bool = False, at: datetime | None = None) -> None:
+        sf, when = self.sf, (at or self.sf.now()).replace(microsecond=0)
         with sf.lock:
             for lead_id in ids:
                 lead = sf.leads.get(lead_id)
@@ -131,7 +131,8 @@ class Org:
 
     def c_delete(self, req: Request) -> Response:
         body = req.json() or {}
-        self.delete([str(i) for i in body.get("ids", [])], bool(body.get("hard")))
+        self.delete([str(i) for i in body.get("ids", [])], bool(body.get("hard")),
+                    _when(body["at"]) if body.get("at") else None)
         return Response(200, {"leads": len(self.sf.leads)})
 
     def c_purge(self, req: Request) -> Response:
@@ -153,7 +154,8 @@ class Org:
 
     def c_merge(self, req: Request) -> Response:
         body = req.json() or {}
-        sf, when = self.sf, self.sf.now().replace(microsecond=0)
+        sf = self.sf
+        when = (_when(body["at"]) if body.get("at") else sf.now()).replace(microsecond=0)
         with sf.lock:
             master = sf.leads.get(str(body.get("master")))
             if master is None:
