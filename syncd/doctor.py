@@ -68,8 +68,9 @@ def run_checks(config: Config, secrets: Secrets) -> Iterator[Check]:
             return Check(name, False, str(e))
 
     def salesforce_auth() -> str:
+        presented = sf.refresh_source  # the token this process started with (rotation replaces it)
         sf.authenticate()
-        which = f"; refresh token {sf.refresh_source}" if config.salesforce.auth == "refresh_token" else ""
+        which = f"; refresh token {presented}" if config.salesforce.auth == "refresh_token" else ""
         aud = f"; JWT audience {config.salesforce.audience}" if config.salesforce.auth == "jwt_bearer" else ""
         return f"{config.salesforce.auth} accepted; instance {sf.instance_url}{which}{aud}"
 

@@ -82,8 +82,10 @@ def run_engine(
     store: Store | None = None,
     allow_mass_removal: bool = False,
     dry_run: bool = False,
+    salesforce_sleep: Callable[[float], None] | None = None,
 ) -> RunResult:
-    """One run, for a caller that already holds the state lock (the daemon), on ``store`` or its own."""
+    """One run, for a caller that already holds the state lock (the daemon), on ``store`` or its own.
+    ``salesforce_sleep`` replaces the waits of Salesforce's ConcurrentRequests backoff (tests)."""
     tune_gc()
     own = store is None
     run_store = Store(config.state.path, busy_timeout=config.state.busy_timeout_seconds) if store is None else store
@@ -94,6 +96,8 @@ def run_engine(
                                                   token_file_for(config.state.path)),
             make_sink(config, secrets, session, now), now=now, on_progress=on_progress, should_stop=should_stop,
             allow_mass_removal=allow_mass_removal, dry_run=dry_run)
+        if salesforce_sleep is not None:
+            engine.sf.sleep = salesforce_sleep
         return engine.run()
     finally:
         session.close()
@@ -109,6 +113,7 @@ def sync_once(
     should_stop: Callable[[], bool] = lambda: False,
     now: Callable[[], datetime] = utcnow,
     allow_mass_removal: bool = False,
+    salesforce_sleep: Callable[[float], None] | None = None,
 ) -> RunResult:
     """Run one sync under the state lock (``LockHeld`` if another syncd has it)."""
     lock = StateLock(config.state.path)
@@ -117,7 +122,7 @@ def sync_once(
         store = open_state(config, lock)
         try:
             return run_engine(config, secrets, on_progress=on_progress, should_stop=should_stop, now=now,
-                              store=store, allow_mass_removal=allow_mass_removal)
+                              store=store, allow_mass_removal=allow_mass_removal, salesforce_sleep=salesforce_sleep)
         finally:
             close_state(store, lock)
     finally:

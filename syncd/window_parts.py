@@ -58,6 +58,7 @@ class Parts:
     def __init__(self) -> None:
         self.until: datetime | None = None
         self.span: timedelta | None = None
+        self.floor: datetime | None = None  # the end of the last part read: all before it is read
 
     def query(self, sf: SalesforceClient, window: Window, fields: list[str]) -> Page:
         """The window from its position up to the part's end, halving that end on every QUERY_TIMEOUT."""
@@ -66,7 +67,7 @@ class Parts:
                 return sf.query_all(window.query(fields, self.until))
             except QueryTimeout:
                 after = window.after
-                lower = after[0] if after else (window.start or EPOCH)
+                lower = max(t for t in (after[0] if after else None, self.floor, window.start, EPOCH) if t is not None)
                 upper = self.until or window.end
                 middle = floor_second(lower + (upper - lower) / 2)
                 if middle <= lower:
@@ -83,5 +84,6 @@ class Parts:
             self.until = None
             return False
         assert self.span is not None
+        self.floor = self.until
         self.until = min(window.end, self.until + self.span)
         return True

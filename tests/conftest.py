@@ -50,7 +50,7 @@ class Env:
         """One run; ``now=`` sets syncd's clock and, for the run, Salesforce's (the Date of its answers)."""
         config = self.config(**{k: v for k, v in kw.items() if k in ("batch_size", "lag_seconds")})
         clock = self.sim.sf.now
-        if "now" in kw:
+        if "now" in kw and not kw.pop("keep_salesforce_clock", False):
             self.sim.sf.now = kw["now"]
         try:
             return sync_once(config, self.secrets(config), **{k: v for k, v in kw.items()
