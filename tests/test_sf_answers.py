@@ -94,7 +94,7 @@ def test_a_damaged_token_file_is_a_clear_error(env: Env) -> None:
     path.write_text("{not json")
     config = config_from_text(env.config_path.read_text(), "x")
     secrets = load_secrets(config, env={**SIM_SECRETS, "SYNCD_SALESFORCE_REFRESH_TOKEN": sfsim.REFRESH_TOKEN})
-    with pytest.raises(StateError, match="rotated refresh token file .* is damaged"):
+    with pytest.raises(StateError, match=r"rotated refresh token file .* is damaged"):
         SalesforceClient(config.salesforce, secrets, __import__("requests").Session(), token_file=path)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 
 from syncd.sim import Simulator
 from syncd.sim import salesforce as sfsim
@@ -40,7 +40,7 @@ def client() -> Iterator[tuple[Salesforce, Simulator]]:
 
 
 def test_query_and_query_more_page_through_one_locator(client: tuple[Salesforce, Simulator]) -> None:
-    sf, sim = client
+    sf, _ = client
     first = sf.query("SELECT Id, Status FROM Lead ORDER BY Id")
     assert first["totalSize"] == 4500
     assert len(first["records"]) == 2000
@@ -82,7 +82,7 @@ def test_the_soql_of_a_real_where(client: tuple[Salesforce, Simulator]) -> None:
 
 def test_describe_and_limits(client: tuple[Salesforce, Simulator]) -> None:
     sf, _ = client
-    described = sf.Lead.describe()
+    described = sf.Lead.describe()  # type: ignore[operator]  # its attribute types are loose
     fields = {f["name"]: f for f in described["fields"]}
     assert fields["Lead_Score__c"]["type"] == "double"
     assert fields["Interests__c"]["type"] == "multipicklist"
@@ -97,4 +97,5 @@ def test_a_malformed_query_is_refused_as_salesforce_refuses_it(client: tuple[Sal
     sf, _ = client
     with pytest.raises(SalesforceMalformedRequest) as raised:
         sf.query("SELECT Id, Rating FROM Lead")
-    assert raised.value.content[0]["errorCode"] == "INVALID_FIELD"
+    content: Any = raised.value.content
+    assert content[0]["errorCode"] == "INVALID_FIELD"
