@@ -96,8 +96,20 @@ def test_doctor_checks_every_part(env: Env) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == ["ok    config", "ok    state", "ok    salesforce auth",
+                                                      "ok    salesforce clock", "ok    salesforce fields",
                                                       "ok    salesforce query", "ok    cxone call-lists"]
     assert "list 'Salesforce Leads'" in lines[-1]
     bad = syncd(env, "doctor", SYNCD_CXONE_ACCESS_KEY_SECRET="nope")
     assert bad.returncode == 1
     assert bad.stdout.splitlines()[-1].startswith("FAIL  cxone call-lists: cxone POST /auth/token: 400 invalid_grant")
+
+
+def test_doctor_names_unknown_fields_and_formulas(env: Env) -> None:
+    env.write_config(where="Rating__c = 'Hot' AND Owner.Name != null", fields='Band = "Score_Band__c"\nX = "Nope__c"')
+    proc = syncd(env, "doctor")
+    assert proc.returncode == 1
+    assert "FAIL  salesforce fields: Lead has no field Rating__c, Nope__c" in proc.stdout
+    env.write_config(fields='Band = "Score_Band__c"\nOwner = "Owner.Name"')
+    good = syncd(env, "doctor")
+    assert good.returncode == 0, good.stdout
+    assert "Score_Band__c is a formula: changes reach CXone at the next full refresh" in good.stdout

@@ -257,10 +257,7 @@ def test_wrong_credentials_say_what_to_fix_without_retrying(faulty: Env, secret:
 
 
 def test_a_malformed_query_is_a_configuration_error(faulty: Env) -> None:
-    faulty.write_config()
-    text = faulty.config_path.read_text().replace('default_region = "US"',
-                                                  'default_region = "US"\nwhere = "Rating = \'Hot\'"')
-    faulty.config_path.write_text(text)
+    faulty.write_config(where="Rating = 'Hot'")
     proc = cli(faulty, "sync")
     assert proc.returncode == 1
     assert ("salesforce GET /services/data/v62.0/queryAll: 400 INVALID_FIELD: query refused: No such column "

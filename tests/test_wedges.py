@@ -177,7 +177,8 @@ def test_5_fifty_daemon_runs_in_one_process_do_not_grow_its_memory(env: Env) -> 
     marks = json.loads(proc.stdout)
     # Frozen objects are never collected: the set frozen at the first run must not grow with each run
     # (freezing at every run pinned each run's leftover garbage, ~280 objects a run here, for good).
-    assert marks["frozen50"] == marks["frozen10"]
+    # (It may shrink: a frozen object whose last reference goes is freed all the same.)
+    assert marks["frozen50"] <= marks["frozen10"]
     growth_kib = marks["50"] - marks["10"]
     # Each run's leftovers are collectable: forty more runs may not add what forty runs allocate.
     assert growth_kib < 6 * 1024, f"RSS grew {growth_kib} KiB from run 10 to run 50"
