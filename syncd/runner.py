@@ -83,8 +83,10 @@ def run_engine(
     allow_mass_removal: bool = False,
     dry_run: bool = False,
     salesforce_sleep: Callable[[float], None] | None = None,
+    token_file: Path | None = None,
 ) -> RunResult:
     """One run, for a caller that already holds the state lock (the daemon), on ``store`` or its own.
+    ``token_file``: where a rotated refresh token is kept (default: beside ``config.state.path``).
     ``salesforce_sleep`` replaces the waits of Salesforce's ConcurrentRequests backoff (tests)."""
     tune_gc()
     own = store is None
@@ -93,7 +95,7 @@ def run_engine(
     try:
         engine = Engine(
             config, run_store, SalesforceClient(config.salesforce, secrets, session, now,
-                                                  token_file_for(config.state.path)),
+                                                  token_file or token_file_for(config.state.path)),
             make_sink(config, secrets, session, now), now=now, on_progress=on_progress, should_stop=should_stop,
             allow_mass_removal=allow_mass_removal, dry_run=dry_run)
         if salesforce_sleep is not None:
@@ -175,6 +177,8 @@ def dry_run(config: Config, secrets: Secrets, now: Callable[[], datetime] = utcn
         scratch = config.model_copy(update={"state": config.state.model_copy(update={"path": copy})})
         store = Store(copy)
         try:
-            return run_engine(scratch, secrets, now=now, store=store, dry_run=True)
+            # A refresh token rotated while reading is kept beside the real state, not the throwaway copy.
+            return run_engine(scratch, secrets, now=now, store=store, dry_run=True,
+                              token_file=token_file_for(config.state.path))
         finally:
             store.close()

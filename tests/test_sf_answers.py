@@ -204,3 +204,16 @@ def test_a_watermark_ahead_of_salesforce_is_refused_naming_both_times(env: Env) 
     assert "is ahead of Salesforce's time" in result.error
     assert "syncd reset" in result.error
     assert os.environ.get("SYNCD_CONFIG") is None
+
+
+def test_a_dry_run_keeps_the_token_it_rotated(env: Env) -> None:
+    env.post("/_sim/salesforce/config", {"rotate_refresh": True})
+    env.sim.upsert_leads([{**OPEN, "Phone": "(415) 555-0103"}], modstamp=ago())
+    env.write_config()
+    use_auth(env, "refresh_token")
+    token = {"SYNCD_SALESFORCE_REFRESH_TOKEN": sfsim.REFRESH_TOKEN}
+    dry = run(env, "sync", "--dry-run", **token)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    real = run(env, "sync", **token)  # the dry run's rotation is what this process must present
+    assert real.returncode == 0, real.stdout + real.stderr
+    assert env.list_phones() == oracle.expected(env.sim.leads())
