@@ -217,3 +217,16 @@ def test_a_dry_run_keeps_the_token_it_rotated(env: Env) -> None:
     real = run(env, "sync", **token)  # the dry run's rotation is what this process must present
     assert real.returncode == 0, real.stdout + real.stderr
     assert env.list_phones() == oracle.expected(env.sim.leads())
+
+
+def test_the_delete_log_is_asked_in_spans_short_enough_for_its_id_limit(env: Env) -> None:
+    ids = env.sim.upsert_leads([{**OPEN, "Phone": f"(415) 555-02{i:02d}"} for i in range(10)], modstamp=ago(7200))
+    for i, lead_id in enumerate(ids):
+        env.sim.org.delete([lead_id], hard=True, at=ago(3000 - 300 * i))
+    env.sim.sf.max_deleted_ids = 3  # an answer may hold 3 ids: more is EXCEEDED_ID_LIMIT
+    config = env.config()
+    client = SalesforceClient(config.salesforce, env.secrets(config), __import__("requests").Session())
+    found = client.deleted(ago(3600), ago(0))
+    assert set(found.ids) == set(ids)
+    assert found.earliest is not None
+    assert env.sim.stats["sf.deleted"] > 1
