@@ -5,10 +5,12 @@ related records, and a delete log that no longer reaches back."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from syncd import admin
 from syncd.report import status
+from syncd.sim import Simulator
 from syncd.store import Store
 from tests import oracle
 from tests.conftest import Env
@@ -164,3 +166,17 @@ def test_a_delete_log_that_no_longer_reaches_back_makes_the_next_run_a_full_refr
     assert env.sync().ok
     assert ids[0] not in env.list_phones()
     assert status(env.config())["full_refresh"]["reason"] != st["full_refresh"]["reason"]
+
+
+def test_mapped_fields_reach_the_contacts_batch_api_as_custom_attributes(sim: Simulator, tmp_path: Path) -> None:
+    env = Env(sim, tmp_path, api="contacts-batch")
+    env.settings["fields"] = 'score = "Lead_Score__c"\nowner = "Owner.Name"'
+    ids = callable_leads(env, 5)
+    assert env.sync().ok
+    with env.sim.lock:
+        env.sim.cx.settle()
+        contact = env.sim.cx.contacts[ids[0]]
+    lead = env.sim.sf.leads[ids[0]]
+    assert contact["custom_attributes"]["score"] == str(lead["Lead_Score__c"])
+    assert contact["custom_attributes"]["owner"] == lead["Owner"]["Name"]
+    assert contact["custom_attributes"]["sf_status"] == "Open - Not Contacted"
