@@ -21,12 +21,10 @@ from datetime import timedelta
 from syncd.context import RunContext
 from syncd.errors import AnswerCut, ApiLimitReached, LocatorExpired, ProtocolError, SessionExpired
 from syncd.failpoints import failpoint
-from syncd.leave import Leavers
+from syncd.leave import Apply, Leavers
 from syncd.salesforce import Page, SalesforceClient
 from syncd.window import Window
 from syncd.window_parts import Parts, salesforce_now
-
-Apply = Callable[[Page, "Window | None"], "Window | None"]
 
 log = logging.getLogger(__name__)
 # A saved nextRecordsUrl older than this is not worth trying: locators may die after 15 idle minutes.
@@ -58,14 +56,15 @@ class Extractor:
             assert st.window_end is not None
             log.info("resuming %s [%s, %s) at %s", "full refresh" if st.window_full else "window", st.window_start,
                      st.window_end, st.pos_ts or "its start")
-            self.window_id, self.full = st.window_run_id, st.window_full or st.window_start is None
+            self.window_id, self.full = st.window_run_id, st.window_is_full
             return Window.resume(st.window_start, st.window_end, st.pos_ts, st.pos_id), True
         sf = self.ctx.cfg.salesforce
         now = salesforce_now(self.ctx, self.sf, st.watermark)
         days = self.ctx.cfg.schedule.full_refresh_days
         if st.last_full_refresh is None and st.watermark is not None:
             self.ctx.store.start_refresh_clock(now)
-        due = days > 0 and st.last_full_refresh is not None and now - st.last_full_refresh >= timedelta(days=days)
+        due_at = st.full_refresh_due_at(days)
+        due = due_at is not None and now >= due_at
         self.full = st.watermark is None or st.refresh_reason is not None or due
         window = Window.open(st.watermark, now, lookback_seconds=sf.lookback_seconds, lag_seconds=sf.lag_seconds)
         if self.full:

@@ -26,6 +26,7 @@ from syncd.store.leads import LeadUpdate
 from syncd.window import Window, parse_sf_datetime
 
 log = logging.getLogger(__name__)
+# Commits a page's effects; with no window (leads read by id) the position stays.
 Apply = Callable[[Page, "Window | None"], "Window | None"]
 
 

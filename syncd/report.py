@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from rich.table import Table
@@ -84,14 +84,14 @@ def status(config: Config, now: datetime | None = None) -> dict[str, Any]:
 def _full_refresh(config: Config, st: SyncState) -> dict[str, Any]:
     """When the next full refresh comes, and why: a reset or a delete-log gap says so at once."""
     days = config.schedule.full_refresh_days
-    if st.in_window and (st.window_full or st.window_start is None):
+    if st.window_is_full:
         return {"running": True, "due_at": None, "reason": st.refresh_reason or "in progress"}
     if st.watermark is None:
         return {"running": False, "due_at": None, "reason": "first run (or after syncd reset): the whole org"}
     if st.refresh_reason:
         return {"running": False, "due_at": None, "reason": st.refresh_reason}
-    due = iso(st.last_full_refresh + timedelta(days=days)) if days > 0 and st.last_full_refresh else None
-    return {"running": False, "due_at": due, "reason": f"every {days:g} days" if days > 0 else None}
+    return {"running": False, "due_at": iso(st.full_refresh_due_at(days)),
+            "reason": f"every {days:g} days" if days > 0 else None}
 
 
 def jobs(config: Config, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -23,6 +23,15 @@ def ago(seconds: float = 5) -> datetime:
     return datetime.now(timezone.utc) - timedelta(seconds=seconds)
 
 
+def skip_reason(env: Env, lead_id: str) -> str:
+    """Why the state says a lead is not on the list."""
+    store = Store(env.tmp / "state" / "syncd.db", readonly=True)
+    try:
+        return store.skip_reasons()[lead_id]
+    finally:
+        store.close()
+
+
 def callable_leads(env: Env, count: int = 40, age: float = 20) -> list[str]:
     return env.sim.upsert_leads([{**OPEN, "Phone": f"(415) 555-{1000 + i:04d}", "MobilePhone": None}
                                  for i in range(count)], modstamp=ago(age))
@@ -79,11 +88,7 @@ def test_hard_deleted_and_purged_leads_are_removed_in_the_next_run(env: Env) -> 
     assert not set(ids[:20]) & set(env.list_phones())
     assert env.list_phones() == oracle.expected(env.sim.leads())
     assert env.sim.stats["sf.deleted"] >= 1
-    store = Store(env.tmp / "state" / "syncd.db", readonly=True)
-    try:
-        assert store.skip_reasons()[ids[0]] == "deleted"
-    finally:
-        store.close()
+    assert skip_reason(env, ids[0]) == "deleted"
 
 
 def test_an_undeleted_lead_stays(env: Env) -> None:
@@ -106,11 +111,7 @@ def test_merged_leads_leave_and_their_master_is_read(env: Env) -> None:
     assert ids[2] not in phones
     assert phones[ids[0]] == "+12125550199"
     assert env.sim.stats["sf.queryAll"] >= 3  # the second run read the master by id
-    store = Store(env.tmp / "state" / "syncd.db", readonly=True)
-    try:
-        assert store.skip_reasons()[ids[1]] == "merged"
-    finally:
-        store.close()
+    assert skip_reason(env, ids[1]) == "merged"
 
 
 def test_a_formula_field_change_reaches_cxone_after_the_next_full_refresh(env: Env) -> None:

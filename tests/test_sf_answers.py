@@ -4,7 +4,6 @@ audience and expiry, ConcurrentRequests, QUERY_TIMEOUT read in parts, and Salesf
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -45,12 +44,18 @@ def run(env: Env, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, env=environ, cwd=env.tmp)
 
 
-def test_a_rotated_refresh_token_survives_a_restart_and_a_401(env: Env) -> None:
+def rotating(env: Env, phone: str | None = None) -> dict[str, str]:
+    """Refresh-token rotation on in the simulator, auth = refresh_token in the config; the secret to pass."""
     env.post("/_sim/salesforce/config", {"rotate_refresh": True})
-    env.sim.upsert_leads([{**OPEN, "Phone": "(415) 555-0101"}], modstamp=ago())
+    if phone is not None:
+        env.sim.upsert_leads([{**OPEN, "Phone": phone}], modstamp=ago())
     env.write_config()
     use_auth(env, "refresh_token")
-    token = {"SYNCD_SALESFORCE_REFRESH_TOKEN": sfsim.REFRESH_TOKEN}
+    return {"SYNCD_SALESFORCE_REFRESH_TOKEN": sfsim.REFRESH_TOKEN}
+
+
+def test_a_rotated_refresh_token_survives_a_restart_and_a_401(env: Env) -> None:
+    token = rotating(env, "(415) 555-0101")
     first = run(env, "sync", **token)
     assert first.returncode == 0, first.stdout + first.stderr
     saved = token_file_for(env.tmp / "state" / "syncd.db")
@@ -76,10 +81,7 @@ def test_a_rotated_refresh_token_survives_a_restart_and_a_401(env: Env) -> None:
 
 
 def test_a_newly_configured_refresh_token_replaces_the_rotated_one(env: Env) -> None:
-    env.post("/_sim/salesforce/config", {"rotate_refresh": True})
-    env.write_config()
-    use_auth(env, "refresh_token")
-    assert run(env, "sync", SYNCD_SALESFORCE_REFRESH_TOKEN=sfsim.REFRESH_TOKEN).returncode == 0
+    assert run(env, "sync", **rotating(env)).returncode == 0
     env.sim.sf.auth.refresh_tokens.add("freshly-issued-token")  # the operator authorised the app again
     again = run(env, "sync", SYNCD_SALESFORCE_REFRESH_TOKEN="freshly-issued-token")
     assert again.returncode == 0, again.stdout
@@ -203,15 +205,10 @@ def test_a_watermark_ahead_of_salesforce_is_refused_naming_both_times(env: Env) 
     assert result.error is not None
     assert "is ahead of Salesforce's time" in result.error
     assert "syncd reset" in result.error
-    assert os.environ.get("SYNCD_CONFIG") is None
 
 
 def test_a_dry_run_keeps_the_token_it_rotated(env: Env) -> None:
-    env.post("/_sim/salesforce/config", {"rotate_refresh": True})
-    env.sim.upsert_leads([{**OPEN, "Phone": "(415) 555-0103"}], modstamp=ago())
-    env.write_config()
-    use_auth(env, "refresh_token")
-    token = {"SYNCD_SALESFORCE_REFRESH_TOKEN": sfsim.REFRESH_TOKEN}
+    token = rotating(env, "(415) 555-0103")
     dry = run(env, "sync", "--dry-run", **token)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     real = run(env, "sync", **token)  # the dry run's rotation is what this process must present

@@ -246,6 +246,16 @@ class Parser:
             return None
         raise SoqlError("MALFORMED_QUERY", f"unexpected token {tok.text!r}, expected a value")
 
+    def values(self) -> list[Any]:
+        """``(v, v, ..)``: the list of IN, INCLUDES and EXCLUDES."""
+        self.take("punct", "(")
+        out = [self.value()]
+        while self.peek(","):
+            self.take()
+            out.append(self.value())
+        self.take("punct", ")")
+        return out
+
     def comparison(self) -> Predicate:
         name = self.field()
         negate = False
@@ -256,23 +266,13 @@ class Parser:
                 raise SoqlError("MALFORMED_QUERY", "NOT after a field must be followed by IN")
         if self.peek("IN"):
             self.take()
-            self.take("punct", "(")
-            values = [self.value()]
-            while self.peek(","):
-                self.take()
-                values.append(self.value())
-            self.take("punct", ")")
+            values = self.values()
             fold = not is_id(name)
             wanted = {_comparable(v, fold) for v in values}
             return lambda r: (_comparable(get(r, name), fold) in wanted) != negate
         if self.peek("INCLUDES", "EXCLUDES"):
             excludes = self.take().text == "EXCLUDES"
-            self.take("punct", "(")
-            terms = [self.value()]
-            while self.peek(","):
-                self.take()
-                terms.append(self.value())
-            self.take("punct", ")")
+            terms = self.values()
             if not all(isinstance(t, str) for t in terms):
                 raise SoqlError("MALFORMED_QUERY", "INCLUDES and EXCLUDES take strings")
             sets = [{p.strip().casefold() for p in _comparable(t).split(";") if p.strip()} for t in terms]

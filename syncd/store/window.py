@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from syncd.errors import StateError
 from syncd.store.db import Database, from_iso, iso
@@ -30,6 +30,17 @@ class SyncState:
     @property
     def in_window(self) -> bool:
         return self.window_end is not None
+
+    @property
+    def window_is_full(self) -> bool:
+        """The open window reads the whole org (a full refresh, or the first run)."""
+        return self.window_full or (self.in_window and self.window_start is None)
+
+    def full_refresh_due_at(self, days: float) -> datetime | None:
+        """When the interval ``schedule.full_refresh_days`` next asks for a full refresh (None: it does not)."""
+        if days <= 0 or self.last_full_refresh is None:
+            return None
+        return self.last_full_refresh + timedelta(days=days)
 
 
 class WindowQueries(Database):
@@ -81,7 +92,7 @@ class WindowQueries(Database):
                 return False
             if st.watermark is not None and st.window_end < st.watermark:
                 raise StateError(f"window end {st.window_end} is before the watermark {st.watermark}")
-            if st.window_full or st.window_start is None:  # a read of the whole org is a full refresh
+            if st.window_is_full:
                 c.execute("UPDATE sync_state SET last_full_refresh = window_end, refresh_reason = NULL")
             c.execute(f"UPDATE sync_state SET watermark = window_end, {_CLEAR}")  # noqa: S608 - fixed text
         return True
