@@ -224,7 +224,8 @@ def sim(
     api: str = typer.Option("call-lists", help="Sink the printed config uses: call-lists | contacts-batch."),
     fault: list[str] = typer.Option([], "--fault", help="ROUTE=KIND:COUNT or ROUTE=KIND@RATE, e.g. "
                                     "sf.next=503:2 or '*=429@0.05' (repeatable; see syncd/sim/faults.py)"),
-    sf_latency: float = typer.Option(0.0, help="Seconds each Salesforce query page takes."),
+    sf_latency: float = typer.Option(0.0, help="Seconds each Salesforce query page (or Bulk API call) takes."),
+    bulk_delay: float = typer.Option(0.2, help="Seconds a Salesforce Bulk API query job takes to complete."),
     cxone_latency: float = typer.Option(0.0, help="Seconds each CXone API call takes."),
     overwrite: str = typer.Option("upsert", help="What forceOverwrite does: upsert | replace (the whole list)."),
     removal: str = typer.Option("removes", help="What removeProspects does: removes | fails | noop."),
@@ -240,8 +241,9 @@ def sim(
     except ValueError as e:
         say(f"syncd: {e}")
         raise typer.Exit(EXIT_USAGE) from None
-    simulator.latency = {"sf.query*": sf_latency, "sf.next": sf_latency, "cxone.*": cxone_latency,
-                         "batch.*": cxone_latency}
+    simulator.latency = {"sf.query*": sf_latency, "sf.next": sf_latency, "sf.bulk.*": sf_latency,
+                         "cxone.*": cxone_latency, "batch.*": cxone_latency}
+    simulator.sf.bulk.delay = bulk_delay
     for spec in fault:
         try:
             simulator.faults.add(parse_fault(spec, seed))

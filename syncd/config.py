@@ -120,6 +120,10 @@ class SalesforceConfig(Section):
     lag_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60
     page_size: Annotated[int, Field(ge=200, le=2000)] = 2000
     max_api_usage_percent: Annotated[int, Field(ge=1, le=100)] = 80
+    # rest | bulk | auto: Bulk API 2.0 for the first run, full refreshes and windows of more rows than
+    # bulk_threshold (their first REST page's totalSize says how many).
+    read_api: Literal["rest", "bulk", "auto"] = "auto"
+    bulk_threshold: Annotated[int, Field(ge=0)] = 50_000
 
     _urls = field_validator("login_url")(check_url)
 

@@ -20,6 +20,7 @@ with ``raise ... from``.
     │   ├── ApiLimitReached      Salesforce REQUEST_LIMIT_EXCEEDED or usage past the configured share
     │   ├── ConcurrentLimit      Salesforce REQUEST_LIMIT_EXCEEDED for ConcurrentRequests (still, after backoff)
     │   ├── QueryTimeout         Salesforce QUERY_TIMEOUT: the window is read in smaller parts
+    │   ├── BulkJobLost          a Bulk API job failed, or its results expired: the window is read by REST
     │   └── ProtocolError        a remote answered something that is not its documented shape
     └── FatalError               stop and say what to fix
         ├── AuthFailed           credentials refused by a token endpoint
@@ -123,6 +124,11 @@ class ConcurrentLimit(RemoteError, TransientError):
 
 class QueryTimeout(RemoteError, TransientError):
     """Salesforce gave up on a query (``QUERY_TIMEOUT``): ask for a shorter window."""
+
+
+class BulkJobLost(RemoteError, TransientError):
+    """A Bulk API 2.0 query job failed or was aborted, or its results are gone (expired, another API
+    version): the extractor reads the window by REST from the saved position instead."""
 
 
 class ProtocolError(RemoteError, TransientError):

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import timedelta
 
+from syncd.ahead import Ahead
+from syncd.bulk_read import BulkRead
 from syncd.context import RunContext
 from syncd.errors import AnswerCut, ApiLimitReached, LocatorExpired, ProtocolError, SessionExpired
 from syncd.failpoints import failpoint
@@ -43,6 +46,7 @@ class Extractor:
         self.parts = Parts()
         self.window_id: int | None = None  # the run that opened the window being read
         self.full = False  # that window is a full refresh
+        self.ahead = Ahead()  # the next page, fetched while this one is applied
 
     def open(self) -> tuple[Window, bool]:
         """The saved window (resumed = True), or a new one fixed now and saved before any read.
@@ -94,15 +98,20 @@ class Extractor:
                          e.code or e.status or type(e).__name__)
         return self._fetch(window, None)
 
-    def _fetch(self, window: Window, next_url: str | None) -> Page:
+    def _fetch(self, window: Window, next_url: str | None, ahead: Future[Page] | None = None) -> Page:
         """The next page (or the window from the saved position), re-querying on the failures above.
 
-        Failures count across re-queries until a next page reads whole: a window whose pages keep
-        coming back garbled ends the run after ``MAX_PAGE_FAILURES`` in a row.
+        ``ahead`` is that next page's fetch, begun while the page before was applied: its outcome is
+        taken as the first attempt's. Failures count across re-queries until a next page reads whole:
+        a window whose pages keep coming back garbled ends the run after ``MAX_PAGE_FAILURES`` in a row.
         """
         while True:
             try:
-                page = self.sf.next_page(next_url) if next_url else self._requery(window)
+                if ahead is not None:
+                    taken, ahead = ahead, None
+                    page = self.ahead.take(taken)
+                else:
+                    page = self.sf.next_page(next_url) if next_url else self._requery(window)
             except LocatorExpired:
                 log.info("query locator expired mid-window; re-reading from the saved position")
                 next_url = None
@@ -118,22 +127,61 @@ class Extractor:
                 self._failures = 0
             return page
 
+    def _bulk_first(self) -> bool:
+        """Read this window with a Bulk job before any REST page: ``bulk``, a saved job, or ``auto`` on a
+        full refresh (the first run included)."""
+        api = self.ctx.cfg.salesforce.read_api
+        return api == "bulk" or (api == "auto" and (self.full or self.ctx.store.sync_state().bulk_job_id is not None))
+
+    def _too_big(self, page: Page) -> bool:
+        """``auto``: a window whose first REST page says it holds more rows than ``bulk_threshold``."""
+        sf = self.ctx.cfg.salesforce
+        if sf.read_api != "auto" or page.next_url is None or page.total_size <= sf.bulk_threshold:
+            return False
+        log.info("the window holds %d rows, more than salesforce.bulk_threshold=%d: reading it with Bulk API 2.0",
+                 page.total_size, sf.bulk_threshold)
+        return True
+
     def read(self, apply: Apply, after_page: Callable[[], None]) -> bool:
         """Read one window to its end and move the watermark; True if it was a resumed window.
 
         ``apply`` commits a page's effects with the position it reached and returns the window there
-        (with no window: rows read by id, the position stays); ``after_page`` then runs (staging and
-        delivery between pages).
+        (with no window: rows read by id or from a Bulk job, the position stays); ``after_page`` then
+        runs (staging and delivery between pages).
         """
         ctx = self.ctx
         window, resumed = self.open()
         ctx.store.set_run_window(ctx.run_id, window.start, window.end)
         leavers = Leavers(ctx, self.sf, self.fields, apply)
         self.parts = Parts()
-        page = self._first_page(window)
+        with Ahead() as self.ahead:
+            bulk = BulkRead(ctx, self.sf, self.fields, self.ahead)
+            st = ctx.store.sync_state()
+            if st.bulk_job_id is not None and ctx.cfg.salesforce.read_api == "rest":
+                ctx.store.save_bulk(None, None, None)  # read_api changed since the job was made
+            if not (self._bulk_first() and bulk.read(window, apply, after_page, leavers)):
+                page = self._first_page(window)
+                # A Bulk job lost after this page leaves it still good to apply (its locator may have died).
+                if not (self._too_big(page) and bulk.read(window, apply, after_page, leavers)):
+                    window = self._pages(window, page, apply, after_page, leavers)
+        leavers.finish(window, self.full, self.window_id)
+        after_page()
+        failpoint("before_watermark")
+        if not ctx.store.close_window(window.end):
+            log.warning("the window was reset while this run read it; the watermark stays where reset put it")
+        failpoint("after_watermark")
+        return resumed
+
+    def _pages(self, window: Window, page: Page, apply: Apply, after_page: Callable[[], None],
+               leavers: Leavers) -> Window:
+        """Apply REST pages to the window's end, each next page fetched while the one before is applied."""
+        ctx = self.ctx
         ctx.progress.total = page.total_size
         while True:
             leavers.note(page.records)
+            # The next page comes while this one is applied, unless the usage share is spent.
+            ahead = (self.ahead.start(self.sf.next_page, page.next_url)
+                     if page.next_url and not self.sf.usage_exceeded() else None)
             # Inside a part, a page's nextRecordsUrl is not saved: a resumed run must not take the part's
             # end for the window's.
             reached = apply(replace(page, next_url=None) if self.parts.until else page, window)
@@ -143,21 +191,14 @@ class Extractor:
             after_page()
             if page.next_url is None:
                 if not self.parts.next_part(window):
-                    break
+                    return window
                 page = self._fetch(window, None)
                 continue
-            if self.sf.usage_exceeded():
+            if ahead is None:
                 used, limit = self.sf.api_usage or (0, 0)
                 raise ApiLimitReached(
                     f"API usage {used}/{limit} passed max_api_usage_percent="
                     f"{ctx.cfg.salesforce.max_api_usage_percent}; stopped reading, the window resumes next run",
                     remote="salesforce")
             ctx.tick()
-            page = self._fetch(window, page.next_url)
-        leavers.finish(window, self.full, self.window_id)
-        after_page()
-        failpoint("before_watermark")
-        if not ctx.store.close_window(window.end):
-            log.warning("the window was reset while this run read it; the watermark stays where reset put it")
-        failpoint("after_watermark")
-        return resumed
+            page = self._fetch(window, page.next_url, ahead)

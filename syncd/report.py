@@ -74,6 +74,10 @@ def status(config: Config, now: datetime | None = None) -> dict[str, Any]:
         "verify": verify,
         "last_full_refresh": iso(st.last_full_refresh),
         "full_refresh": _full_refresh(config, st),
+        # The open window's Bulk API job: its results are read with the API version it was made with.
+        "bulk_job": {"id": st.bulk_job_id, "api_version": st.bulk_api_version,
+                     "next_chunk": "none (all applied)" if st.bulk_locator == "null" else st.bulk_locator or "first"}
+        if st.bulk_job_id else None,
         "salesforce_clock_skew_seconds": st.sf_skew_seconds,
         "last_run": last_run,
         "daemon": _daemon(daemon, holder, now or datetime.now(timezone.utc)),
@@ -145,6 +149,9 @@ def status_table(s: dict[str, Any]) -> Table:
         pos = w["position"]
         t.add_row("open window", f"[{w['start'] or 'beginning'}, {w['end']})"
                   + (f" at {pos['SystemModstamp']} / {pos['Id']}" if pos else ""))
+    if s["bulk_job"]:
+        b = s["bulk_job"]
+        t.add_row("bulk job", f"{b['id']} (API v{b['api_version']}), next chunk: {b['next_chunk']}")
     lr = s["last_run"]
     if lr:
         t.add_row("last run", f"#{lr['id']} {lr['status']} started {lr['started_at']}"

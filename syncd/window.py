@@ -71,10 +71,10 @@ class Window:
             return datetime.fromisoformat(self.pos_ts), self.pos_id
         return None
 
-    def query(self, fields: Iterable[str], until: datetime | None = None) -> str:
+    def query(self, fields: Iterable[str], until: datetime | None = None, *, ordered: bool = True) -> str:
         """The window's query from its position; ``until`` (before ``end``) reads only a first part of
-        it, after Salesforce answered QUERY_TIMEOUT for the whole."""
-        return window_query(fields, self.start, min(until, self.end) if until else self.end, self.after)
+        it, after Salesforce answered QUERY_TIMEOUT for the whole; ``ordered`` False for a Bulk job."""
+        return window_query(fields, self.start, min(until, self.end) if until else self.end, self.after, ordered)
 
     def advance(self, records: Sequence[Any]) -> Window:
         """The window with its position at the last row of ``records`` that has both keys usable."""

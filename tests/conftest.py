@@ -34,6 +34,9 @@ class Env:
         kw = {**self.settings, **kw}
         kw.setdefault("poll_interval", 0.05)
         kw.setdefault("max_removal_percent", 100)  # tests that change many leads at once are not mass removals
+        # Most tests are about the REST path's pages and faults; Bulk and auto have their own
+        # (tests/test_bulk.py, and the crash matrix runs under each).
+        kw.setdefault("read_api", "rest")
         kw.setdefault("state_path", str(self.tmp / "state" / "syncd.db"))
         text = self.sim.config_toml(api=self.api, **kw)
         self.config_path.write_text(text + self.overrides)

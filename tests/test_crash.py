@@ -21,8 +21,8 @@ from syncd.sim.cxone import DNC_GROUP
 from tests.conftest import Env
 from tests.test_closed_loop import expected
 
-POINTS = ["page_committed", "batch_staged", "before_upload", "upload_accepted", "job_committed", "polling",
-          "ack_committed", "before_suppress", "suppress_committed", "before_remove", "removal_committed",
+POINTS = ["page_fetched", "page_committed", "batch_staged", "before_upload", "upload_accepted", "job_committed",
+          "polling", "ack_committed", "before_suppress", "suppress_committed", "before_remove", "removal_committed",
           "before_watermark", "after_watermark", "verify_downloaded"]
 # Every run verifies the list (each is more than this long after the last) and Do Not Call numbers are
 # suppressed: the matrix covers the closed loop's boundaries too.
@@ -62,10 +62,28 @@ def check_invariants(env: Env, db: Path, watermarks: list[str]) -> None:
     assert seen == sorted(seen), f"the watermark moved backwards: {seen}"
 
 
+# The read's own boundaries when windows are read by Bulk API jobs (chunks of 60 rows): the job made
+# and saved, a chunk fetched ahead, a page of a chunk applied, a chunk's locator saved; then the rest.
+BULK_POINTS = ["bulk_job_saved", "page_fetched", "page_committed", "bulk_chunk_committed", "batch_staged",
+               "before_watermark", "after_watermark"]
+
+
 @pytest.mark.parametrize("n", [1, 2, 3])
 @pytest.mark.parametrize("point", POINTS)
 def test_crash_matrix(env: Env, point: str, n: int) -> None:
-    env.settings = dict(CLOSED_LOOP)
+    crash_and_resume(env, point, n)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+@pytest.mark.parametrize("point", BULK_POINTS)
+def test_crash_matrix_bulk(env: Env, point: str, n: int) -> None:
+    env.sim.sf.bulk.chunk_cap = 60
+    env.sim.sf.bulk.delay = 0.05
+    crash_and_resume(env, point, n, read_api="bulk")
+
+
+def crash_and_resume(env: Env, point: str, n: int, read_api: str = "rest") -> None:
+    env.settings = {**CLOSED_LOOP, "read_api": read_api}
     env.sim.seed_leads(300, seed=41)
     env.sim.sf.max_page_size = 40
     env.sim.cx.job_delay = 0.05

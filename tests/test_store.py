@@ -53,7 +53,7 @@ def test_pragmas_and_permissions(store: Store) -> None:
 def test_migrations_are_named_and_reopen_cleanly(store: Store) -> None:
     names = migration_names(store)
     assert names == ["m001_initial", "m002_parked_batch", "m003_daemon", "m004_batch_rows", "m005_batch_bodies",
-                     "m006_pending_covering", "m007_closed_loop", "m008_full_refresh"]
+                     "m006_pending_covering", "m007_closed_loop", "m008_full_refresh", "m009_bulk"]
     store.close()
     again = Store(store.path)
     assert migration_names(again) == names
@@ -71,7 +71,7 @@ def test_an_older_schema_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -
     conn.execute("INSERT INTO batch_members (batch_id, lead_id, hash, payload) VALUES ('b1', 'L1', x'01', 'row')")
     conn.close()
     store = Store(path)
-    assert migration_names(store)[-1] == "m008_full_refresh"
+    assert migration_names(store)[-1] == "m009_bulk"
     lead = store.lead("L1")
     assert store.lead_ids() == ["L1"]
     assert lead is not None

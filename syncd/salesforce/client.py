@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -14,6 +15,7 @@ import requests
 
 from syncd.errors import (
     ApiLimitReached,
+    BulkJobLost,
     ConcurrentLimit,
     LocatorExpired,
     ProtocolError,
@@ -23,6 +25,7 @@ from syncd.errors import (
 )
 from syncd.http import json_object, path_of, raise_for_status, send
 from syncd.salesforce.auth import REMOTE, SalesforceAuth
+from syncd.salesforce.bulk import BulkQueries
 
 log = logging.getLogger(__name__)
 USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
@@ -54,7 +57,11 @@ class Page:
 
 
 class SalesforceClient(SalesforceAuth):
-    """Queries against the org (authentication from ``SalesforceAuth``)."""
+    """Queries against the org (authentication from ``SalesforceAuth``; Bulk API 2.0 jobs in ``bulk``)."""
+
+    @functools.cached_property
+    def bulk(self) -> BulkQueries:
+        return BulkQueries(self)
 
     def _record_usage(self, resp: requests.Response) -> None:
         m = USAGE.search(resp.headers.get("Sforce-Limit-Info", ""))
@@ -95,16 +102,23 @@ class SalesforceClient(SalesforceAuth):
             # The message names the offending SOQL (from configuration), never lead data.
             raise RemoteRejected(f"query refused: {message} (check phone_fields, salesforce.where and the mapped "
                                  "fields; `syncd doctor` checks each against describe)", **kw)
+        if "/jobs/query/" in path and resp.status_code in (404, 409):
+            raise BulkJobLost("the Bulk API job or its results are gone (expired, or made with another API "
+                              "version)", **kw)
         if code in ("EXCEEDED_ID_LIMIT", "INVALID_REPLICATION_DATE"):
             raise RemoteRejected(f"the delete log refused the span: {code}", **kw)
         raise_for_status(resp, REMOTE)
 
     def _get(self, url: str, params: dict[str, str] | None = None) -> requests.Response:
-        """GET on the instance; ConcurrentRequests is waited out (it passes), then raised as transient."""
+        return self._call("GET", url, params)
+
+    def _call(self, method: str, url: str, params: dict[str, str] | None = None,
+              body: dict[str, Any] | None = None) -> requests.Response:
+        """A call on the instance; ConcurrentRequests is waited out (it passes), then raised as transient."""
         waits = list(CONCURRENT_BACKOFF)
         while True:
             try:
-                return self._get_once(url, params)
+                return self._call_once(method, url, params, body)
             except ConcurrentLimit:
                 if not waits:
                     raise
@@ -113,14 +127,15 @@ class SalesforceClient(SalesforceAuth):
                             "the daily allocation); retrying in %.0f s", wait)
                 self.sleep(wait)
 
-    def _get_once(self, url: str, params: dict[str, str] | None) -> requests.Response:
+    def _call_once(self, method: str, url: str, params: dict[str, str] | None,
+                   body: dict[str, Any] | None) -> requests.Response:
         if self._token is None:
             self.authenticate()
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {self._token}",
                        "Sforce-Query-Options": f"batchSize={self.cfg.page_size}"}
             full = url if url.startswith("http") else f"{self.instance_url}{url}"
-            resp = send(self.session, "GET", full, REMOTE, params=params, headers=headers)
+            resp = send(self.session, method, full, REMOTE, params=params, headers=headers, json=body)
             self._record_usage(resp)
             self.note_clock(resp)
             if resp.status_code == 401 and attempt == 1:
@@ -130,7 +145,7 @@ class SalesforceClient(SalesforceAuth):
             self._raise_for(resp)
             return resp
         raise SessionExpired("still not authorised after authenticating again", remote=REMOTE,
-                             method="GET", path=path_of(url), status=401)
+                             method=method, path=path_of(url), status=401)
 
     def _page(self, resp: requests.Response) -> Page:
         body = json_object(resp, REMOTE, "records", "done")

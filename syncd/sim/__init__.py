@@ -137,7 +137,8 @@ class Simulator:
                     interval_seconds: int = 60, verify_every_hours: float = 24, max_removal_percent: float = 20,
                     upload_mode: str = "upsert", removal: str = "remove-prospects", dnc_group_id: int = 0,
                     expiration_days: int = 30, where: str = "", full_refresh_days: float = 7,
-                    salesforce_extra: str = "", fields: str = "") -> str:
+                    salesforce_extra: str = "", fields: str = "", read_api: str = "auto",
+                    bulk_threshold: int = 50_000) -> str:
         """A config for this simulator; ``salesforce_extra`` and ``fields`` are raw TOML lines for the
         [salesforce] section and the extra-column table of the sink."""
         size = batch_size or (500 if api == "contacts-batch" else 5000)
@@ -161,6 +162,8 @@ lookback_seconds = 300
 lag_seconds = {lag_seconds}
 page_size = 2000
 where = {json.dumps(where)}
+read_api = "{read_api}"
+bulk_threshold = {bulk_threshold}
 {salesforce_extra}
 
 [cxone]

@@ -22,6 +22,7 @@ from syncd.sim import soql
 from syncd.sim.data import LEAD_FIELDS, USERS
 from syncd.sim.http import Request, Response, Router
 from syncd.sim.sfauth import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, TokenEndpoint
+from syncd.sim.sfbulk import BulkSim
 
 __all__ = ["CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN", "SalesforceSim", "sf_datetime", "sf_error"]
 DATE_FIELDS = {"SystemModstamp", "CreatedDate", "LastModifiedDate"}
@@ -72,6 +73,10 @@ class SalesforceSim:
     # (SystemModstamp, Id) of every lead in order, rebuilt after leads change: Salesforce answers a
     # window query from its index on SystemModstamp, not by scanning the org.
     by_stamp: list[tuple[datetime, str]] = field(default_factory=list)
+    bulk: BulkSim = field(init=False)  # Bulk API 2.0 query jobs (syncd/sim/sfbulk.py)
+
+    def __post_init__(self) -> None:
+        self.bulk = BulkSim(self)
 
     def reindex(self) -> None:
         self.by_stamp = sorted((lead["SystemModstamp"], lead_id) for lead_id, lead in self.leads.items())
@@ -89,6 +94,7 @@ class SalesforceSim:
             r.add("GET", f"/services/data/v{{ver}}/{path.replace('query', 'queryAll')}", "sf.queryAll", self.query)
         r.add("GET", "/services/data/v{ver}/query/{locator}", "sf.next", self.next_page)
         r.add("GET", "/services/data/v{ver}/queryAll/{locator}", "sf.next", self.next_page)
+        self.bulk.routes(r)
 
     # -- auth ---------------------------------------------------------------------------------------
     def token(self, req: Request) -> Response:

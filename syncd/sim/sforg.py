@@ -10,7 +10,8 @@ Control surface (``/_sim/salesforce/...``, JSON bodies):
   the master updated (its ``SystemModstamp`` moves).
 - ``formula`` ``{"ids": [..], "fields": {..}}``: fields change, ``SystemModstamp`` does not.
 - ``owner`` ``{"id": "005..", "Name": ..}``: a related record changes; no lead's ``SystemModstamp`` moves.
-- ``config`` ``{"rotate_refresh", "jwt_public_key", "jwt_audiences", "timeout_rows", "max_deleted_ids"}``.
+- ``config`` ``{"rotate_refresh", "jwt_public_key", "jwt_audiences", "timeout_rows", "max_deleted_ids",
+  "bulk_delay", "bulk_fail_jobs", "bulk_chunk_cap", "bulk_expire"}`` (Bulk jobs: ``syncd/sim/sfbulk.py``).
 """
 
 from __future__ import annotations
@@ -202,6 +203,12 @@ class Org:
             for key in ("timeout_rows", "max_deleted_ids"):
                 if key in body:
                     setattr(sf, key, int(body[key]))
+            for key, name in (("bulk_delay", "delay"), ("bulk_fail_jobs", "fail_jobs"),
+                              ("bulk_chunk_cap", "chunk_cap")):
+                if key in body:
+                    setattr(sf.bulk, name, float(body[key]) if name == "delay" else int(body[key]))
+            if body.get("bulk_expire"):
+                sf.bulk.expire()
             return Response(200, {"refresh_tokens": len(sf.auth.refresh_tokens), "grants": sf.auth.grants[-20:]})
 
 

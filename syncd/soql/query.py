@@ -52,6 +52,7 @@ def window_query(
     start: datetime | None,
     end: datetime,
     after: tuple[datetime, str] | None = None,
+    ordered: bool = True,
 ) -> str:
     """``SELECT .. FROM Lead`` for ``start <= SystemModstamp < end`` in a stable order.
 
@@ -60,6 +61,8 @@ def window_query(
     already read, even when more rows share one second than fit on a page. Nothing that decides
     eligibility is in the filter, ``salesforce.where`` included: a lead that stops being eligible
     must still be read, to be removed (syncd evaluates ``where`` itself, syncd/soql/where.py).
+    ``ordered`` False drops the ORDER BY: a Bulk API job reads a set (ORDER BY disables its PK
+    chunking and can time the job out), its position being the job and its results locator.
     """
     conds = []
     if after is not None:
@@ -69,5 +72,5 @@ def window_query(
         conds.append(f"SystemModstamp >= {literal_datetime(start)}")
     conds.append(f"SystemModstamp < {literal_datetime(end)}")
     # Every piece is a validated identifier or a formatted literal.
-    return (f"SELECT {', '.join(fields)} FROM Lead WHERE {' AND '.join(conds)} "  # noqa: S608
-            "ORDER BY SystemModstamp ASC, Id ASC")
+    order = " ORDER BY SystemModstamp ASC, Id ASC" if ordered else ""
+    return f"SELECT {', '.join(fields)} FROM Lead WHERE {' AND '.join(conds)}{order}"  # noqa: S608

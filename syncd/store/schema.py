@@ -240,3 +240,16 @@ def m008_full_refresh(db: sqlite_utils.Database) -> None:
     ALTER TABLE sync_state ADD COLUMN sf_skew_seconds REAL;
     ALTER TABLE sync_state ADD COLUMN sf_clock_at TEXT;
     """)
+
+
+@migrations()
+def m009_bulk(db: sqlite_utils.Database) -> None:
+    """Bulk API 2.0 reads (issue 15): the open window's query job, the API version it was made with
+    (its results must be read with the same one), and the locator of the next chunk to apply. A
+    crash resumes the same job at that chunk; a job that failed or expired is forgotten and the
+    window read by REST from its saved position."""
+    db.executescript("""
+    ALTER TABLE sync_state ADD COLUMN bulk_job_id TEXT;
+    ALTER TABLE sync_state ADD COLUMN bulk_api_version TEXT;
+    ALTER TABLE sync_state ADD COLUMN bulk_locator TEXT;
+    """)

@@ -9,7 +9,8 @@ from syncd.errors import StateError
 from syncd.store.db import Database, from_iso, iso
 
 _CLEAR = ("window_start = NULL, window_end = NULL, window_run_id = NULL, pos_ts = NULL, pos_id = NULL, "
-          "next_url = NULL, next_url_at = NULL, window_full = 0")
+          "next_url = NULL, next_url_at = NULL, window_full = 0, bulk_job_id = NULL, bulk_api_version = NULL, "
+          "bulk_locator = NULL")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class SyncState:
     refresh_reason: str | None = None  # why the next window must be a full refresh
     last_full_refresh: datetime | None = None  # the end of the last full refresh completed
     sf_skew_seconds: float | None = None  # Salesforce's clock minus the host's, when last measured
+    bulk_job_id: str | None = None  # the open window's Bulk API query job
+    bulk_api_version: str | None = None  # the API version it was made with
+    bulk_locator: str | None = None  # its next chunk to apply (None: the first)
 
     @property
     def in_window(self) -> bool:
@@ -55,7 +59,8 @@ class WindowQueries(Database):
                 window_end=from_iso(r["window_end"]), window_run_id=r["window_run_id"], pos_ts=r["pos_ts"],
                 pos_id=r["pos_id"], next_url=r["next_url"], next_url_at=from_iso(r["next_url_at"]),
                 window_full=bool(r["window_full"]), refresh_reason=r["refresh_reason"],
-                last_full_refresh=from_iso(r["last_full_refresh"]), sf_skew_seconds=r["sf_skew_seconds"])
+                last_full_refresh=from_iso(r["last_full_refresh"]), sf_skew_seconds=r["sf_skew_seconds"],
+                bulk_job_id=r["bulk_job_id"], bulk_api_version=r["bulk_api_version"], bulk_locator=r["bulk_locator"])
         except (TypeError, ValueError) as e:
             raise StateError(f"the sync_state row of {self.path} is unreadable ({e}); fix it or run "
                              "`syncd reset` to re-read the whole org") from None
@@ -103,6 +108,12 @@ class WindowQueries(Database):
         with self.transaction() as c:
             c.execute(f"UPDATE sync_state SET watermark = NULL, refresh_reason = 'syncd reset', "  # noqa: S608
                       f"{_CLEAR}")
+
+    def save_bulk(self, job_id: str | None, api_version: str | None, locator: str | None) -> None:
+        """The open window's Bulk job and the next chunk to apply (all None: the job is forgotten)."""
+        with self.transaction() as c:
+            c.execute("UPDATE sync_state SET bulk_job_id = ?, bulk_api_version = ?, bulk_locator = ?",
+                      (job_id, api_version, locator))
 
     def save_position(self, pos_ts: str | None, pos_id: str | None, next_url: str | None,
                       next_url_at: datetime | None) -> None:
