@@ -33,8 +33,9 @@ REMOTE = "salesforce"
 # Rows asked per results call: ~12 MB of CSV for syncd's columns, two of which (one read ahead) stay
 # well inside the memory budget; a million leads take 20 calls instead of 500 REST pages.
 CHUNK_RECORDS = 50_000
-# Waits between polls of a job's state, then the last one repeated.
-POLL_WAITS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0)
+# Waits between polls of a job's state, then the last one repeated: close at first (a job of a few
+# thousand rows completes in seconds), a poll every 10 s for the long ones.
+POLL_WAITS = (0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 2.0, 2.0, 4.0, 8.0, 10.0)
 # Types of the base fields when describe does not say (it always should).
 BASE_TYPES = {"IsConverted": "boolean", "DoNotCall": "boolean", "IsDeleted": "boolean", "HasOptedOutOfEmail": "boolean",
               "SystemModstamp": "datetime", "CreatedDate": "datetime", "LastModifiedDate": "datetime"}
