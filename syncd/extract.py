@@ -6,6 +6,12 @@ by re-querying the window from the committed position; a saved ``nextRecordsUrl`
 resume while it is young enough to be alive. ``QUERY_TIMEOUT`` halves the part of the window asked
 for (``syncd/window_parts.py``). A window's ends come from Salesforce's clock, never the host's.
 
+The next page is fetched while the current one is applied (``syncd/ahead.py``): one fetch in flight,
+its outcome taken as that page's first attempt. ``salesforce.read_api`` may have a Bulk API job read
+the window instead (``syncd/bulk_read.py``): ``bulk`` always, ``auto`` on a full refresh or when the
+first REST page counts more rows than ``bulk_threshold``; a job that is lost leaves the REST path to
+read the window from its saved position.
+
 What the window query cannot show is read when its pages are done (``syncd/leave.py``): the delete
 log for its span, the masters of merged leads, and on a full refresh every tracked lead it did not
 return, looked up by id.

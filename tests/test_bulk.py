@@ -187,7 +187,7 @@ def test_chunks_keep_the_rest_shape_and_refuse_what_is_not_their_shape() -> None
             '00Q1,false,37,2026-11-30T10:00:00.000Z,"Hopper, Grace",,"(415) 555-0100"\n'
             "00Q2,true,,2026-11-30T10:00:01.000Z,,,\n"
             "00Q3,maybe,x1,2026-11-30T10:00:02.000+0000,,,\n")
-    chunk = Chunk(text, None, 3, "/results", ago())
+    chunk = Chunk(text.encode(), None, 3, "/results", ago())
     pages = list(chunk.pages(fields, types, 2))
     assert [len(p) for p in pages] == [2, 1]
     one, two, three = pages[0] + pages[1]
@@ -204,9 +204,11 @@ def test_chunks_keep_the_rest_shape_and_refuse_what_is_not_their_shape() -> None
                      (text + "00Q4,false\n", "values for"),
                      ('Id,IsDeleted,Lead_Score__c,SystemModstamp,Owner.Name,Owner.Email,Phone\n"00Q1,x', "CSV")):
         with pytest.raises(ProtocolError, match=why):
-            list(Chunk(bad, None, None, "/results", ago()).pages(fields, types, 2))
+            list(Chunk(bad.encode(), None, None, "/results", ago()).pages(fields, types, 2))
+    with pytest.raises(ProtocolError, match="not UTF-8"):
+        list(Chunk(text.encode() + b"00Q5,\xff\xfe,,,,,\n", None, None, "/results", ago()).pages(fields, types, 10))
     with pytest.raises(ProtocolError, match="Sforce-NumberOfRecords"):
-        list(Chunk(text, None, 4, "/results", ago()).pages(fields, types, 10))
+        list(Chunk(text.encode(), None, 4, "/results", ago()).pages(fields, types, 10))
 
 
 def test_the_next_rest_page_is_fetched_while_one_is_applied(env: Env) -> None:

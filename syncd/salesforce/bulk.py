@@ -76,8 +76,10 @@ class Job:
 
 @dataclass
 class Chunk:
-    """One results call: its CSV text, the next chunk's locator (None: the last), its row count."""
-    text: str
+    """One results call: its CSV body (UTF-8 bytes, decoded as it is parsed: a str or a StringIO of it
+    would hold it again, up to four bytes a character), the next chunk's locator (None: the last), its
+    row count."""
+    body: bytes
     next_locator: str | None
     count: int | None
     path: str
@@ -85,7 +87,7 @@ class Chunk:
 
     def pages(self, fields: list[str], types: dict[str, str], size: int) -> Iterator[list[dict[str, Any]]]:
         """The chunk's rows as REST-shaped records, ``size`` at a time (parsed as they are asked for)."""
-        reader = csv.reader(io.StringIO(self.text, newline=""), strict=True)
+        reader = csv.reader(io.TextIOWrapper(io.BytesIO(self.body), encoding="utf-8", newline=""), strict=True)
         try:
             header = next(reader, None)
             if header is None or [h.lower() for h in header] != [f.lower() for f in fields]:
@@ -121,6 +123,8 @@ class Chunk:
                 yield page
         except csv.Error as e:
             raise self._bad(f"the Bulk results are not well-formed CSV ({e})") from None
+        except UnicodeDecodeError:
+            raise self._bad("the Bulk results are not UTF-8") from None
 
     def _bad(self, message: str) -> ProtocolError:
         return ProtocolError(message, remote=REMOTE, method="GET", path=self.path)
@@ -180,9 +184,5 @@ class BulkQueries:
             raise ProtocolError("the Bulk results' Sforce-Locator is not a locator", remote=REMOTE, method="GET",
                                 path=path)
         number = resp.headers.get("Sforce-NumberOfRecords", "")
-        try:
-            text = resp.content.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ProtocolError("the Bulk results are not UTF-8", remote=REMOTE, method="GET", path=path) from None
-        return Chunk(text, None if nxt == "null" else nxt, int(number) if number.isdigit() else None, path,
+        return Chunk(resp.content, None if nxt == "null" else nxt, int(number) if number.isdigit() else None, path,
                      self.sf.now())
