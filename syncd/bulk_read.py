@@ -29,7 +29,7 @@ from syncd.errors import AnswerCut, ApiLimitReached, BulkJobLost, ProtocolError
 from syncd.failpoints import failpoint
 from syncd.leave import Apply, Leavers
 from syncd.salesforce import Page, SalesforceClient
-from syncd.salesforce.bulk import POLL_WAITS, Chunk, Job
+from syncd.salesforce.bulk import POLL_WAITS, Job
 from syncd.window import Window
 
 log = logging.getLogger(__name__)
@@ -86,19 +86,16 @@ class BulkRead:
             self.ctx.tick()
             self.ctx.sleep(waits.pop(0) if len(waits) > 1 else waits[0])
 
-    def _fetch(self, job: Job, locator: str | None) -> Chunk:
-        return self.sf.bulk.chunk(job, locator)
-
     def _chunks(self, job: Job, locator: str | None, apply: Apply, after_page: Callable[[], None],
                 leavers: Leavers) -> None:
         ctx, types, failures = self.ctx, self.sf.bulk.types(), 0
-        pending = self.ahead.start(self._fetch, job, locator)
+        pending = self.ahead.start(self.sf.bulk.chunk, job, locator)
         while True:
             try:
                 chunk = self.ahead.take(pending)
                 nxt = chunk.next_locator
                 # The next chunk comes while this one is applied (unless the usage share is spent).
-                ahead = self.ahead.start(self._fetch, job, nxt) if nxt and not self.sf.usage_exceeded() else None
+                ahead = self.ahead.start(self.sf.bulk.chunk, job, nxt) if nxt and not self.sf.usage_exceeded() else None
                 for records in chunk.pages(self.fields, types, ctx.cfg.salesforce.page_size):
                     leavers.note(records)
                     apply(Page(records, None, ctx.progress.total, chunk.fetched_at), None)
@@ -111,7 +108,7 @@ class BulkRead:
                     raise
                 log.warning("%s; fetching that Bulk results chunk again", e)
                 self.ahead.drop()
-                pending = self.ahead.start(self._fetch, job, locator)
+                pending = self.ahead.start(self.sf.bulk.chunk, job, locator)
                 continue
             failures = 0
             ctx.store.save_bulk(job.id, job.version, nxt or DONE)

@@ -139,8 +139,12 @@ class BulkSim:
             return self.sf._limited(Response(200, {**self._info(job), "state": "UploadComplete"}))
 
     def _job(self, req: Request) -> Job | Response:
+        """The call authorised and counted, then the job it names (or the answer that refuses it)."""
         from syncd.sim.salesforce import sf_error
 
+        refused = self._call(req)
+        if refused:
+            return refused
         job = self.jobs.get(req.params["job"])
         if job is None or job.expired:
             return self.sf._limited(sf_error(404, "NOT_FOUND", "The requested resource does not exist"))
@@ -151,9 +155,6 @@ class BulkSim:
 
     def status(self, req: Request) -> Response:
         with self.sf.lock:
-            refused = self._call(req)
-            if refused:
-                return refused
             job = self._job(req)
             return job if isinstance(job, Response) else self.sf._limited(Response(200, self._info(job)))
 
@@ -161,9 +162,6 @@ class BulkSim:
         from syncd.sim.salesforce import sf_error
 
         with self.sf.lock:
-            refused = self._call(req)
-            if refused:
-                return refused
             job = self._job(req)
             if isinstance(job, Response):
                 return job
