@@ -48,6 +48,15 @@ def replay_job(config: Config, ref: str) -> list[tuple[str, str, int]]:
         store.close()
 
 
+def replay_parked(config: Config) -> tuple[int, int]:
+    """Release every parked lead at once (``replay-job --parked``): the next run sends each as it is now."""
+    store = Store(config.state.path, create=False)
+    try:
+        return store.release_parked()
+    finally:
+        store.close()
+
+
 def reset(config: Config) -> dict[str, Any]:
     """Forget the watermark and any open window; acked hashes stay, so a resync sends only what differs.
 

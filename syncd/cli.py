@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,22 +15,42 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
+from rich.text import Text
 
-from syncd import logs
+from syncd import __version__, logs
 from syncd.config import Config, load_config, resolve_path
 from syncd.context import Progress as RunProgress
 from syncd.engine import RunResult
-from syncd.errors import ConfigError, LockHeld, Refused, StateError, SyncdError
+from syncd.errors import ConfigError, LockHeld, Refused, StateError, SyncdError, os_error_line
 from syncd.secrets import Secrets, load_secrets
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Keep a NICE CXone outbound calling list in step with Salesforce Leads.")
-out = Console()
+# Piped output is not cut at 80 columns (ids and paths stay whole for grep); a terminal's width is
+# its own; NO_COLOR is honoured by Rich on both.
+out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
 err = Console(stderr=True)
 
-ConfigOpt = typer.Option(None, "--config", "-c", help="syncd.toml (default: $SYNCD_CONFIG, else ./syncd.toml)")
+
+def _version(value: bool) -> None:
+    if value:
+        from syncd.store.schema import migrations
+
+        print(f"syncd {__version__} (state schema {migrations._migrations[-1].name})")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and the state schema it writes, and exit.")) -> None:
+    """Keep a NICE CXone outbound calling list in step with Salesforce Leads."""
+
+ConfigOpt = typer.Option(None, "--config", "-c", readable=False,  # an unreadable file gets syncd's own message
+                         help="syncd.toml (default: $SYNCD_CONFIG, else ./syncd.toml)")
 VerboseOpt = typer.Option(False, "--verbose", "-v", help="Log at DEBUG (lead data appears only there).")
 
 
@@ -52,6 +72,9 @@ def errors() -> Iterator[None]:
     except (StateError, SyncdError) as e:
         say(f"syncd: {e}")
         raise typer.Exit(EXIT_FAILED) from None
+    except OSError as e:  # a file-system problem no layer below translated: one line, never a traceback
+        say(f"syncd: {os_error_line(e)}")
+        raise typer.Exit(EXIT_FAILED) from None
 
 
 def say(line: str) -> None:
@@ -71,10 +94,17 @@ def _config_and_secrets(path: Path | None) -> tuple[Config, Secrets]:
 
 
 def _progress_bar(title: str) -> tuple[Progress, Callable[[RunProgress], None]]:
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("sent {task.fields[sent]:,} · removed {task.fields[removed]:,} · "
-                              "jobs in flight {task.fields[in_flight]} · {task.fields[phase]}"),
-                   TimeElapsedColumn(), console=err, transient=False)
+    """The bar shrinks first: the counts keep their width down to 80 columns (the elapsed time goes
+    below 100), and log lines print above the bar through the same console."""
+    columns: list[Any] = [
+        TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
+        BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=4)),
+        MofNCompleteColumn(table_column=Column(no_wrap=True)),
+        TextColumn("sent {task.fields[sent]:,}, removed {task.fields[removed]:,}, {task.fields[in_flight]} in flight, "
+                   "{task.fields[phase]}", table_column=Column(no_wrap=True))]
+    if err.width >= 100:
+        columns.append(TimeElapsedColumn(table_column=Column(no_wrap=True)))
+    bar = Progress(*columns, console=err, transient=False, expand=True)
     task = bar.add_task(title, total=None, sent=0, removed=0, in_flight=0, phase="starting")
 
     def update(p: RunProgress) -> None:
@@ -125,7 +155,8 @@ def sync(
     if as_json and not dry_run:
         say("syncd: --json goes with --dry-run (a real sync prints one line; see `syncd status --json`)")
         raise typer.Exit(EXIT_USAGE)
-    logs.setup(logging.DEBUG if verbose else logging.WARNING if as_json or dry_run else logging.INFO)
+    logs.setup(logging.DEBUG if verbose else logging.WARNING if as_json or dry_run else logging.INFO,
+               console=err if err.is_terminal else None)
     with errors():
         cfg, secrets = _config_and_secrets(config)
         if dry_run:
@@ -182,7 +213,8 @@ def doctor(
             failed += not check.ok
             checks.append(check.__dict__)
             if not as_json:
-                print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}", flush=True)
+                mark = Text("ok  ", style="green") if check.ok else Text("FAIL", style="bold red")
+                out.print(Text.assemble(mark, f"  {check.name}: {check.detail}"), soft_wrap=True, highlight=False)
         if as_json:
             print(json.dumps({"checks": checks}), flush=True)
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
@@ -196,8 +228,10 @@ def _probe(cfg: Config, secrets: Secrets, list_id: int, as_json: bool) -> None:
         print(json.dumps(report.as_json()), flush=True)
     else:
         for v in report.verdicts:
-            mark = "ok  " if v.ok else "FAIL" if v.name in BLOCKING else "warn"
-            print(f"{mark}  {v.name}: {v.verdict}" + (f" ({v.detail})" if v.detail else ""))
+            mark = Text("ok  ", "green") if v.ok else Text("FAIL", "bold red") if v.name in BLOCKING \
+                else Text("warn", "yellow")
+            out.print(Text.assemble(mark, f"  {v.name}: {v.verdict}" + (f" ({v.detail})" if v.detail else "")),
+                      soft_wrap=True, highlight=False)
         print("# use in [cxone.call_lists]:\n" + "\n".join(report.config_lines()), flush=True)
     raise typer.Exit(EXIT_FAILED if report.blocked else EXIT_OK)
 
@@ -215,92 +249,9 @@ def status(config: Path | None = ConfigOpt, as_json: bool = typer.Option(False, 
         out.print(report.status_table(snapshot))
 
 
-@app.command()
-def sim(
-    port: int = typer.Option(8765, help="Port on 127.0.0.1 (0 picks a free one)."),
-    leads: int = typer.Option(1000, help="Synthetic leads to start with."),
-    seed: int = typer.Option(1, help="Seed of the synthetic org."),
-    job_delay: float = typer.Option(1.0, help="Seconds a CXone job takes to complete."),
-    api: str = typer.Option("call-lists", help="Sink the printed config uses: call-lists | contacts-batch."),
-    fault: list[str] = typer.Option([], "--fault", help="ROUTE=KIND:COUNT or ROUTE=KIND@RATE, e.g. "
-                                    "sf.next=503:2 or '*=429@0.05' (repeatable; see syncd/sim/faults.py)"),
-    sf_latency: float = typer.Option(0.0, help="Seconds each Salesforce query page (or Bulk API call) takes."),
-    bulk_delay: float = typer.Option(0.2, help="Seconds a Salesforce Bulk API query job takes to complete."),
-    cxone_latency: float = typer.Option(0.0, help="Seconds each CXone API call takes."),
-    overwrite: str = typer.Option("upsert", help="What forceOverwrite does: upsert | replace (the whole list)."),
-    removal: str = typer.Option("removes", help="What removeProspects does: removes | fails | noop."),
-    readd: str = typer.Option("reactivates", help="A removed record uploaded again: reactivates | stays-removed."),
-) -> None:
-    """Start the Salesforce + CXone simulator alone and print a matching config."""
-    from syncd.sim import SIM_SECRETS, Simulator
-    from syncd.sim.faults import parse_fault
-
-    simulator = Simulator(leads=leads, seed=seed, job_delay=job_delay, port=port)
-    try:
-        simulator.set_readings(overwrite=overwrite, removal=removal, readd=readd)
-    except ValueError as e:
-        say(f"syncd: {e}")
-        raise typer.Exit(EXIT_USAGE) from None
-    simulator.latency = {"sf.query*": sf_latency, "sf.next": sf_latency, "sf.bulk.*": sf_latency,
-                         "cxone.*": cxone_latency, "batch.*": cxone_latency}
-    simulator.sf.bulk.delay = bulk_delay
-    for spec in fault:
-        try:
-            simulator.faults.add(parse_fault(spec, seed))
-        except ValueError as e:
-            say(f"syncd: --fault {spec!r}: {e}")
-            raise typer.Exit(EXIT_USAGE) from None
-    url = simulator.start()
-    lines = [f"# simulator: Salesforce, CXone call-lists and contacts-batch at {url}",
-             f"# control surface: {url}/_sim/info (leads, list, uploads, stats)",
-             f"# CXone readings: forceOverwrite {overwrite}, removeProspects {removal}, re-add {readd}; "
-             "scratch list 4321 for `syncd doctor --probe --list-id 4321`",
-             "# secrets (export these):"]
-    lines += [f"#   export {k}={v}" for k, v in SIM_SECRETS.items()]
-    # The recommended setup: suppression in the simulator's DNC group that scrubs the list's skill.
-    print("\n".join(lines) + "\n" + simulator.config_toml(api=api, dnc_group_id=77), flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        simulator.stop()
-
-
-@app.command()
-def demo(
-    leads: int = typer.Option(20_000, help="Size of the simulated org."),
-    changes: int = typer.Option(300, help="Leads changed between the two syncs."),
-    seed: int = typer.Option(7),
-) -> None:
-    """Simulated org, full sync, a few hundred changes, incremental sync: no credentials needed."""
-    from syncd.demo import run_demo, summary_lines
-
-    logs.setup(logging.WARNING)
-    bars: dict[str, Any] = {}
-
-    def on_progress(title: str, p: RunProgress) -> None:
-        if title not in bars:
-            for bar, _ in bars.values():
-                bar.stop()
-            bar, update = _progress_bar(title)
-            bar.start()
-            bars[title] = (bar, update)
-        bars[title][1](p)
-
-    started = time.monotonic()
-    with errors():
-        summary = run_demo(leads=leads, changes=changes, seed=seed, on_progress=on_progress,
-                           on_step=lambda text: err.print(f"[dim]{text}[/dim]"))
-    for bar, _ in bars.values():
-        bar.stop()
-    print("\n".join(summary_lines(summary, time.monotonic() - started)), flush=True)
-    if any(not r.result.ok for r in summary.runs):
-        raise typer.Exit(EXIT_FAILED)
-
-
 def main() -> None:
     app()
 
 
 # The admin commands live in their own module and register themselves on ``app``.
-from syncd import cli_admin  # noqa: E402, F401
+from syncd import cli_admin, cli_ops, cli_sim  # noqa: E402, F401

@@ -9,25 +9,33 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from syncd.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigOpt, _config, _config_and_secrets, app, errors, out, say
+from syncd.transform import REASONS
 
 
 @app.command()
-def skipped(config: Path | None = ConfigOpt, as_csv: bool = typer.Option(False, "--csv")) -> None:
+def skipped(
+    config: Path | None = ConfigOpt,
+    as_csv: bool = typer.Option(False, "--csv"),
+    reason: str | None = typer.Option(None, "--reason", "-r", help=f"Only this reason: {', '.join(REASONS)}."),
+) -> None:
     """Leads that are not on the list, with the reason (audit)."""
     from syncd import report
 
+    if reason is not None and reason not in REASONS:
+        say(f"syncd: --reason must be one of {', '.join(REASONS)}, not {reason!r}")
+        raise typer.Exit(EXIT_USAGE)
     with errors():
-        rows = report.skipped(_config(config))
+        rows = report.skipped(_config(config), reason)
         if as_csv:
             writer = csv.writer(sys.stdout)
             writer.writerow(["lead_id", "reason", "detail", "run_id", "modstamp"])
             for r in rows:
                 writer.writerow([r["lead_id"], r["reason"], r["detail"], r["run_id"], r["modstamp"]])
             return
-        t = Table("lead", "reason", "detail", "run", "SystemModstamp")
+        t = Table(Column("lead", no_wrap=True, min_width=18), "reason", "detail", "run", "SystemModstamp")
         for r in rows:
             t.add_row(r["lead_id"], r["reason"], r["detail"], str(r["run_id"]), r["modstamp"] or "")
         out.print(t)
@@ -54,7 +62,11 @@ def jobs(
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    t = Table("batch", "kind", "state", "CXone job", "rows", "uploads", "parked", "created", "error")
+    # Ids are what replay-job takes: never cut, whatever the width (the error column wraps instead).
+    widest = max((len(r["id"]) for r in rows), default=5), max((len(r["job_id"] or "") for r in rows), default=9)
+    t = Table(Column("batch", no_wrap=True, min_width=widest[0]), "kind", "state",
+              Column("CXone job", no_wrap=True, min_width=max(widest[1], 9)), "rows", "uploads", "parked", "created",
+              "error")
     for r in rows:
         t.add_row(r["id"], r["kind"], r["state"], r["job_id"] or "", f"{r['rows']:,}", str(r["uploads"]),
                   str(r["parked"] or ""), r["created_at"][:19], r["error"] or "")
@@ -63,13 +75,24 @@ def jobs(
 
 @app.command("replay-job")
 def replay_job(
-    job: str = typer.Argument(..., metavar="ID", help="A CXone job id or a syncd batch id."),
+    job: str | None = typer.Argument(None, metavar="[ID]", help="A CXone job id or a syncd batch id."),
+    parked: bool = typer.Option(False, "--parked", help="Instead of one job: every parked lead, at once."),
     config: Path | None = ConfigOpt,
 ) -> None:
-    """Re-queue a finished job's leads, with their current content, as a new batch (parked leads too)."""
+    """Re-queue a finished job's leads, with their current content, as a new batch (parked leads too);
+    with --parked, every parked lead of every batch."""
     from syncd import admin
 
+    if (job is None) == (not parked):
+        say("syncd: replay-job takes a job or batch id (see `syncd jobs`), or --parked; not both")
+        raise typer.Exit(EXIT_USAGE)
     with errors():
+        if parked:
+            leads, batches = admin.replay_parked(_config(config))
+            print(f"released {leads:,} parked leads of {batches:,} batches; the next run (or the running daemon) "
+                  "sends them as they are now" if leads else "no lead is parked; nothing changed")
+            return
+        assert job is not None
         staged = admin.replay_job(_config(config), job)
     for batch_id, kind, rows in staged:
         print(f"staged {kind} batch {batch_id} with {rows:,} leads; the next run (or the running daemon) sends it")

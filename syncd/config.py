@@ -10,6 +10,7 @@ import ipaddress
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -86,7 +87,44 @@ class HttpConfig(Section):
 class ScheduleConfig(Section):
     interval_seconds: Annotated[int, Field(ge=1)] | None = 300
     cron: str | None = None
+    timezone: str = "UTC"  # IANA name the cron fields are read in (an interval needs none)
     full_refresh_days: Annotated[float, Field(ge=0, le=366)] = 7.0  # 0: only after reset or a delete-log gap
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone name (e.g. UTC, Europe/Berlin, America/New_York)") \
+                from None
+        return v
+
+    def tz(self) -> Any:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.timezone)
+
+    def longest_gap(self, start: Any = None) -> float:
+        """Seconds of the longest wait between two scheduled runs (a cron's night or weekend included),
+        over the week from ``start``: what "no success for 3 intervals" alerts count in."""
+        if not self.cron:
+            return float(self.interval_seconds or 300)
+        from datetime import datetime, timedelta, timezone
+
+        from apscheduler.triggers.cron import CronTrigger
+
+        trigger = CronTrigger.from_crontab(self.cron, timezone=self.tz())
+        now = start or datetime.now(timezone.utc)
+        end, prev, gap = now + timedelta(days=8), None, 0.0
+        fire = trigger.get_next_fire_time(None, now)
+        while fire is not None and fire < end:
+            if prev is not None:
+                gap = max(gap, (fire - prev).total_seconds())
+            prev, fire = fire, trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        return gap or 7 * 86_400.0
 
     @model_validator(mode="after")
     def _one_trigger(self) -> ScheduleConfig:
@@ -98,7 +136,7 @@ class ScheduleConfig(Section):
             from apscheduler.triggers.cron import CronTrigger
 
             try:
-                CronTrigger.from_crontab(self.cron, timezone="UTC")
+                CronTrigger.from_crontab(self.cron, timezone=self.tz())
             except (ValueError, TypeError, KeyError) as e:
                 raise ValueError(f"cron {self.cron!r} is not valid: {str(e)[:120]}") from None
         return self
@@ -350,12 +388,16 @@ def config_from_text(text: str, origin: str) -> Config:
     return parse_config(data, origin)
 
 
-def load_config(path: Path) -> Config:
-    """Read and validate ``path``; relative state paths stay relative to the working directory."""
+def load_config(path: Path, env: dict[str, str] | None = None) -> Config:
+    """Read and validate ``path``; the state path is resolved by :func:`resolve_state`."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([f"{path}: no such configuration file (copy syncd.example.toml to start)"]) from None
+        raise ConfigError([f"{path}: no such configuration file (`syncd init {path}` writes a starting one)"]) \
+            from None
+    except PermissionError:
+        raise ConfigError([f"{path}: permission denied (run as the user the service runs as, e.g. "
+                           "`sudo -u syncd syncd ...`, or make the file readable by it)"]) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([f"{path}: cannot be read ({type(e).__name__})"]) from None
     try:
@@ -363,9 +405,23 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
     cfg = parse_config(data, str(path))
-    state_dir = os.environ.get("STATE_DIRECTORY")
-    if state_dir and "path" not in data.get("state", {}):
-        # Under systemd the default database lives in the unit's StateDirectory.
-        cfg = cfg.model_copy(update={"state": cfg.state.model_copy(
-            update={"path": Path(state_dir.split(":")[0]) / "syncd.db"})})
-    return cfg
+    state = resolve_state(cfg.state.path, path, os.environ if env is None else env)
+    return cfg.model_copy(update={"state": cfg.state.model_copy(update={"path": state})})
+
+
+def resolve_state(state: Path, config_path: Path, env: Mapping[str, str]) -> Path:
+    """The one rule every command and the service use: ``[state] path`` (default ``state/syncd.db``),
+    relative to the directory of the configuration file, never to the working directory.
+
+    The state is never chosen from the environment: an admin command run beside the service (as its
+    user, from any directory) must find the same file the service writes. Under systemd
+    (``$STATE_DIRECTORY`` set), a path outside the unit's StateDirectory is refused with the line to use,
+    because the hardened unit could not write it and the commands would look elsewhere.
+    """
+    resolved = Path(os.path.normpath(state if state.is_absolute() else config_path.absolute().parent / state))
+    state_dirs = [Path(d) for d in env.get("STATE_DIRECTORY", "").split(":") if d]
+    if state_dirs and not any(resolved.is_relative_to(os.path.normpath(d.absolute())) for d in state_dirs):
+        raise ConfigError([f"{config_path}: state.path resolves to {resolved}, outside the unit's StateDirectory "
+                           f"{state_dirs[0]}: set `path = \"{state_dirs[0] / 'syncd.db'}\"` under [state] so the "
+                           "service and the admin commands use the same state"])
+    return resolved

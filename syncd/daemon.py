@@ -79,7 +79,8 @@ class Daemon:
             self.store = open_state(self.config, lock)
             if self.config.metrics.listen:
                 host, port = self.config.metrics.address()
-                metrics_server = metrics.serve(host, port, self.config.state.path, self.live)
+                metrics_server = metrics.serve(host, port, self.config.state.path, self.live,
+                                               self.config.schedule.longest_gap())
             self.scheduler = self._scheduler()
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
@@ -111,11 +112,11 @@ class Daemon:
 
     def _schedule_text(self) -> str:
         s = self.config.schedule
-        return f"cron {s.cron!r}" if s.cron else f"every {s.interval_seconds}s"
+        return f"cron {s.cron!r} ({s.timezone})" if s.cron else f"every {s.interval_seconds}s"
 
     def _scheduler(self) -> BlockingScheduler:
         s = self.config.schedule
-        trigger: Any = (CronTrigger.from_crontab(s.cron, timezone=timezone.utc) if s.cron
+        trigger: Any = (CronTrigger.from_crontab(s.cron, timezone=s.tz()) if s.cron
                         else IntervalTrigger(seconds=s.interval_seconds or 300, timezone=timezone.utc))
         scheduler = BlockingScheduler(jobstores={"default": MemoryJobStore()},
                                       executors={"default": ThreadPoolExecutor(1)}, timezone=timezone.utc)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from syncd.clock import utcnow
 from syncd.config import Config
 from syncd.cxone import make_sink
-from syncd.errors import SyncdError
+from syncd.errors import RemoteRejected, SyncdError
 from syncd.http import make_session
 from syncd.lock import StateLock
 from syncd.salesforce import SalesforceClient
@@ -41,7 +41,8 @@ def _state(config: Config) -> str:
     parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
     if parent is None or not os.access(parent, os.W_OK):
         raise SyncdError(f"{path} does not exist and {parent} is not writable")
-    return f"{path} will be created on the first run"
+    return (f"{path} does not exist yet; the first run creates it (if a syncd service already runs for this list, "
+            "this is not its configuration: pass the service's --config)")
 
 
 def _dnc_group(sink: object, group_id: int, skill_id: int) -> str:
@@ -51,6 +52,31 @@ def _dnc_group(sink: object, group_id: int, skill_id: int) -> str:
                          " its numbers would still be dialled on this list; add the skill to the group's scrubbed "
                          "skills in CXone")
     return f"DNC group {group_id} scrubs skill {skill_id}"
+
+
+def _refused(config: Config, e: RemoteRejected, what: str) -> str:
+    cl = config.cxone.call_lists
+    if e.status == 404 and cl is not None and config.cxone.api == "call-lists":
+        setting = (f"cxone.call_lists.list_id = {cl.list_id}: CXone has no such list" if what == "list"
+                   else f"cxone.call_lists.skill_id = {cl.skill_id}: CXone has no such skill")
+        return f"{setting} (404); set it to the id CXone shows"
+    if e.status == 403:
+        return f"{e}: the API user may not read this {what}; give its role the right, or check the id"
+    return str(e)
+
+
+def _skill(info: dict[str, object], skill_id: int) -> str:
+    """The list's skill must dial out and be active; a fact the answer does not carry is left unknown."""
+    name = info.get("skillName") or "?"
+    if info.get("isOutbound") is False:
+        raise SyncdError(f"cxone.call_lists.skill_id = {skill_id} ({name!r}) is not an outbound skill: the list's "
+                         "records would never be dialled; use the outbound skill that dials this list")
+    if info.get("isActive") is False:
+        raise SyncdError(f"cxone.call_lists.skill_id = {skill_id} ({name!r}) is inactive: nothing dials it; "
+                         "activate it in CXone or use the active skill")
+    media = f", {info['mediaTypeName']}" if info.get("mediaTypeName") else ""
+    known = "" if "isOutbound" in info else " (the answer does not say whether it is outbound)"
+    return f"skill {skill_id} {name!r}{media}{', outbound' if info.get('isOutbound') else ''}{known}"
 
 
 def run_checks(config: Config, secrets: Secrets) -> Iterator[Check]:
@@ -106,10 +132,22 @@ def run_checks(config: Config, secrets: Secrets) -> Iterator[Check]:
         return f"Lead fields readable ({page.total_size} row{'s' * (page.total_size != 1)} in a LIMIT 1 probe){usage}"
 
     def cxone() -> str:
-        info = sink.describe()
+        try:
+            info = sink.describe()
+        except RemoteRejected as e:
+            raise SyncdError(_refused(config, e, "list")) from None
         if config.cxone.api == "call-lists":
-            return f"list {info.get('listName')!r} ({info.get('status')}, {info.get('validRecords')} valid records)"
+            assert config.cxone.call_lists is not None
+            return (f"list {config.cxone.call_lists.list_id} {info.get('listName')!r} ({info.get('status')}, "
+                    f"{info.get('validRecords')} valid records)")
         return f"token accepted for {info.get('base_url')}"
+
+    def skill() -> str:
+        assert config.cxone.call_lists is not None
+        try:
+            return _skill(sink.skill(), config.cxone.call_lists.skill_id)  # type: ignore[attr-defined]
+        except RemoteRejected as e:
+            raise SyncdError(_refused(config, e, "skill")) from None
 
     try:
         yield Check("config", True, "valid, secrets present")
@@ -124,6 +162,8 @@ def run_checks(config: Config, secrets: Secrets) -> Iterator[Check]:
                 yield check("salesforce query", salesforce_query)
         yield check(f"cxone {config.cxone.api}", cxone)
         cl = config.cxone.call_lists
+        if config.cxone.api == "call-lists":
+            yield check("cxone skill", skill)
         if config.cxone.api == "call-lists" and cl is not None and cl.dnc_group_id:
             yield check("cxone dnc group", lambda: _dnc_group(sink, cl.dnc_group_id, cl.skill_id))
         elif config.cxone.api == "call-lists" and cl is not None and cl.removal == "expire-only":

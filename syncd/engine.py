@@ -30,6 +30,7 @@ from syncd.diff import page_updates
 from syncd.errors import ApiLimitReached, ReadingMismatch, StopRequested, SyncdError
 from syncd.extract import Extractor
 from syncd.load import Loader
+from syncd.logs import run_scope
 from syncd.outbox import Outbox
 from syncd.salesforce import Page, SalesforceClient
 from syncd.soql import select_fields
@@ -137,6 +138,10 @@ class Engine:
     def run(self) -> RunResult:
         started = time.monotonic()
         self.ctx.run_id = self.store.start_run(os.getpid(), self.now())
+        with run_scope(self.run_id):
+            return self._run(started)
+
+    def _run(self, started: float) -> RunResult:
         status: str = "failed"
         error: str | None = "the run ended without recording why"
         try:
@@ -146,13 +151,13 @@ class Engine:
             status, error = "interrupted", "stopped on request; the next start resumes"
         except SyncdError as e:
             status, error = "failed", str(e)
-            log.error("run %d failed: %s", self.run_id, e)
+            log.error("run %d failed: %s", self.run_id, e, extra={"event": "run_failed", "error": error})
         except Exception as e:
             # A bug must not leave the run "running" and repeat every run unnoticed: it is recorded as
             # a failed run with its type and where it happened; the traceback (which may hold lead
             # data) is logged at DEBUG only.
             status, error = "failed", unexpected(e, self.sf.secrets.values())
-            log.error("run %d failed: %s", self.run_id, error)
+            log.error("run %d failed: %s", self.run_id, error, extra={"event": "run_failed", "error": error})
             log.debug("traceback of run %d", self.run_id, exc_info=True)
         except BaseException:
             status, error = "interrupted", "interrupted; the next start resumes"
@@ -163,8 +168,11 @@ class Engine:
                            removed=row["removed"], skipped=row["skipped"], window_start=row["window_start"],
                            window_end=row["window_end"], seconds=time.monotonic() - started,
                            verify=self.verified, plan=self.plan)
+        counts = {"read": result.read, "sent": result.sent, "removed": result.removed, "skipped": result.skipped,
+                  "seconds": round(result.seconds, 3)}
         log.info("run %d %s: read=%d sent=%d removed=%d skipped=%d in %.1fs", result.run_id, status,
-                 result.read, result.sent, result.removed, result.skipped, result.seconds)
+                 result.read, result.sent, result.removed, result.skipped, result.seconds,
+                 extra={"event": "run_finished", "counts": {"status": status, **counts}, "error": error})
         return result
 
     def _work(self) -> None:

@@ -27,6 +27,7 @@ with ``raise ... from``.
         ├── TlsFailed            a certificate not trusted, a TLS handshake refused
         ├── Redirected           a 3xx: syncd follows no redirect (a URL in the config is wrong)
         ├── RemoteRejected       4xx that repeating will not cure (malformed query, bad upload)
+        │   └── SetupRejected    CXone refuses what the config points at (list, skill, mapping, rights)
         ├── ReadingMismatch      CXone does not behave as the config says (a setting to change)
         └── MassRemoval          a run would remove more than cxone.max_removal_percent of the list
 
@@ -155,6 +156,12 @@ class RemoteRejected(RemoteError, FatalError):
     """The remote rejected the request itself; repeating it will not help."""
 
 
+class SetupRejected(RemoteRejected):
+    """CXone refused an upload for a reason in the configuration, not in the leads (no such list, no
+    right to it, a header its mapping does not take): the run fails, nothing is parked, and the staged
+    batches go as they are once the setting named in the message is fixed."""
+
+
 class ReadingMismatch(FatalError):
     """What verification found shows CXone behaving otherwise than the configuration assumes (an
     upload that replaces the list, a removal that does not remove): the message names the setting."""
@@ -162,3 +169,30 @@ class ReadingMismatch(FatalError):
 
 class MassRemoval(FatalError):
     """A run would remove or suppress more than ``cxone.max_removal_percent`` of the list."""
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for a file-system error nothing else translated: the path, what is wrong, the fix."""
+    import errno
+    import os
+    import pwd
+
+    path = e.filename or "?"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        owner = None
+        for p in (str(path), os.path.dirname(str(path))):
+            try:
+                owner = pwd.getpwuid(os.stat(p).st_uid).pw_name
+                break
+            except (OSError, KeyError):
+                continue
+        who = f" (owned by {owner})" if owner else ""
+        run_as = f"`sudo -u {owner} syncd ...`" if owner else "the user that owns it"
+        return (f"{path}: permission denied{who}; run syncd as {run_as}, the user the service runs as, or fix "
+                "the file's owner and mode")
+    if e.errno == errno.EROFS:
+        return (f"{path}: the file system is read-only here; point [state] path at a writable directory (under "
+                "systemd, inside the unit's StateDirectory, /var/lib/syncd)")
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return f"{path}: no space left on the device (or its quota is spent); free space and run again: nothing is lost"
+    return f"{path}: {e.strerror or type(e).__name__}"

@@ -7,6 +7,7 @@ jittered exponential backoff); what is left after it is mapped once, here, to th
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from typing import Any
@@ -29,6 +30,7 @@ from syncd.errors import (
     TlsFailed,
 )
 
+log = logging.getLogger(__name__)
 USER_AGENT = f"syncd/{__version__} (+https://github.com/syncd)"
 # The most one answer may hold. A Salesforce page is at most 2,000 records (a few MB); a remote that
 # sends more is broken or hostile, and holding it would cost the memory of the whole service.
@@ -39,11 +41,34 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 class CappedRetry(Retry):
     """``Retry`` that honours ``Retry-After`` but never waits longer than ``backoff_max``:
-    a hostile or confused remote must not park a run for hours."""
+    a hostile or confused remote must not park a run for hours. Each retry is logged by syncd, in one
+    line naming the method, host, path (never the query: it holds SOQL), the status, attempt n of m and
+    the wait; urllib3's own retry warnings are silenced in ``logs.setup``."""
+
+    last: tuple[str, str, str, str] | None = None
 
     def get_retry_after(self, response: Any) -> float | None:
         after = super().get_retry_after(response)
         return None if after is None else min(after, self.backoff_max)
+
+    def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
+                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> CappedRetry:
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        what = str(response.status) if response is not None else type(error).__name__ if error else "failed"
+        new.last = (method or "?", str(getattr(_pool, "host", "?")), urlsplit(url or "").path or "/", what)
+        return new
+
+    def sleep(self, response: Any = None) -> None:
+        wait = self.get_retry_after(response) if self.respect_retry_after_header and response is not None else None
+        if wait is None:
+            wait = self.get_backoff_time()
+        method, host, path, what = self.last or ("?", "?", "?", "failed")
+        attempt = len(self.history) + 1
+        remaining = self.total if isinstance(self.total, int) and not isinstance(self.total, bool) else 0
+        log.warning("%s %s%s: %s; retrying (attempt %d of %d) in %.1fs", method, host, path, what, attempt,
+                    attempt + remaining, wait, extra={"event": "http_retry", "error": what})
+        if wait > 0:
+            time.sleep(wait)
 
 
 class AnswerTooSlow(Exception):
@@ -195,7 +220,11 @@ def send(session: requests.Session, method: str, url: str, remote: str, **kwargs
                 if attempt >= retries:
                     raise RemoteUnavailable("the whole answer did not arrive within read_timeout_seconds "
                                             f"({attempt + 1} attempts)", **kw) from None
-                time.sleep(min(cap, factor * 2 ** attempt))
+                wait = min(cap, factor * 2 ** attempt)
+                log.warning("%s %s%s: the whole answer did not arrive within read_timeout_seconds; retrying "
+                            "(attempt %d of %d) in %.1fs", method, urlsplit(url).hostname, kw["path"], attempt + 2,
+                            retries + 1, wait)
+                time.sleep(wait)
     except AnswerTooLarge:
         limit = getattr(session, "max_answer_bytes", MAX_ANSWER_BYTES)
         raise ProtocolError(f"the answer is larger than {limit:,} bytes, more than one answer may hold; refused",

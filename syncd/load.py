@@ -15,7 +15,8 @@ import time
 from datetime import timedelta
 
 from syncd.context import RunContext
-from syncd.errors import AnswerCut, ProtocolError, RemoteRejected, RemoteUnavailable, TransientError
+from syncd.cxone.setup import all_refused, setup_problem
+from syncd.errors import AnswerCut, ProtocolError, RemoteRejected, RemoteUnavailable, SetupRejected, TransientError
 from syncd.failpoints import failpoint
 from syncd.outbox import sendable_kinds
 from syncd.store import Batch
@@ -48,6 +49,10 @@ class Loader:
         self.suppressor = Suppressor(ctx)
         # Removals and suppressions wait until the run has passed the mass-removal guard.
         self.removals_cleared = False
+        # Uploads refused with a status that may be about the batch, held (staged, not parked) until
+        # another upload of this run is accepted: then they are the batches' fault, else the setup's.
+        self._refused: dict[str, str] = {}
+        self._accepted = False
 
     def pump(self, wait: bool) -> None:
         """Send staged batches while capacity allows and poll jobs; with ``wait``, until all are closed."""
@@ -59,6 +64,8 @@ class Loader:
             if self.removals_cleared:
                 self.suppressor.pump()
             for batch in store.batches("staged"):
+                if batch.id in self._refused:
+                    continue
                 if batch.kind == "remove":
                     self._remove(batch)
                 elif capacity > 0:
@@ -70,7 +77,10 @@ class Loader:
                 self._poll(submitted)
             if not wait:
                 return
-            if not store.batches("staged", "submitted"):
+            if not [b for b in store.batches("staged", "submitted") if b.id not in self._refused]:
+                if self._refused:
+                    last = list(self._refused.values())[-1]
+                    raise SetupRejected(all_refused(ctx.cfg, len(self._refused), last))
                 return
             ctx.tick()
             ctx.sleep(max(0.0, min(self._poll_wait, self._next_poll - time.monotonic())))
@@ -83,9 +93,15 @@ class Loader:
         try:
             job_id = ctx.sink.upload(batch.file_name, rows)
         except RemoteRejected as e:
-            # A batch CXone refuses must not block everything behind it: park its leads with the reason.
-            parked = ctx.store.fail_batch(batch.id, f"upload rejected: {e}", 1, ctx.now())
-            log.error("batch %s rejected by CXone (%s); %d leads parked", batch.id, e, parked)
+            problem = setup_problem(ctx.cfg, e)
+            if problem is not None:
+                raise SetupRejected(problem, remote=e.remote, method=e.method, path=e.path, status=e.status) from e
+            self._refused[batch.id] = str(e)
+            if self._accepted:
+                self._park_refused()
+            else:
+                log.warning("batch %s refused by CXone (%s); it stays staged until another upload shows whether the "
+                            "batch or the setup is at fault", batch.id, e)
             return
         except (AnswerCut, ProtocolError, RemoteUnavailable) as e:
             # CXone may have taken it. The same file goes again (an upsert of the same rows is harmless),
@@ -98,12 +114,26 @@ class Loader:
             return
         failpoint("upload_accepted")
         ctx.store.mark_submitted(batch.id, job_id, ctx.now(), ctx.run_id)
+        self._accepted = True
+        self._park_refused()
         ctx.progress.sent += len(rows)
-        log.info("uploaded batch %s (%d leads) as job %s", batch.id, len(rows), job_id)
+        log.info("uploaded batch %s (%d leads) as job %s", batch.id, len(rows), job_id,
+                 extra={"event": "batch_uploaded", "batch_id": batch.id, "job_id": job_id,
+                        "counts": {"rows": len(rows)}})
         failpoint("job_committed")
         if time.monotonic() >= self._next_poll:
             self._poll_wait = self._first_poll_wait()
             self._next_poll = time.monotonic() + self._poll_wait
+
+    def _park_refused(self) -> None:
+        """Another upload went through: the refused batches are refused for what they hold. A batch CXone
+        refuses must not block everything behind it, so its leads are parked with the reason."""
+        for batch_id, error in self._refused.items():
+            parked = self.ctx.store.fail_batch(batch_id, f"upload rejected: {error}", 1, self.ctx.now())
+            log.error("batch %s rejected by CXone (%s) while other uploads were accepted; %d leads parked",
+                      batch_id, error, parked, extra={"event": "batch_parked", "batch_id": batch_id, "error": error,
+                                                      "counts": {"parked": parked}})
+        self._refused.clear()
 
     def _poll(self, submitted: list[Batch]) -> None:
         ctx = self.ctx
@@ -137,6 +167,8 @@ class Loader:
             if result.state == "completed":
                 sent = (batch.submitted_at or ctx.now()) - UPLOAD_SLACK
                 ctx.store.ack_batch(batch.id, ctx.now(), ctx.sink.expires_on(sent))
+                log.info("job %s of batch %s completed", batch.job_id, batch.id,
+                         extra={"event": "batch_acked", "batch_id": batch.id, "job_id": batch.job_id})
                 closed += 1
                 failpoint("ack_committed")
             elif result.state == "failed":
@@ -157,7 +189,9 @@ class Loader:
         ctx = self.ctx
         parked = ctx.store.fail_batch(batch.id, error, ctx.cfg.cxone.max_attempts, ctx.now())
         log.warning("batch %s: %s; its leads stay dirty%s", batch.id, error,
-                    f", {parked} parked after {ctx.cfg.cxone.max_attempts} attempts" if parked else "")
+                    f", {parked} parked after {ctx.cfg.cxone.max_attempts} attempts" if parked else "",
+                    extra={"event": "batch_failed", "batch_id": batch.id, "job_id": batch.job_id, "error": error,
+                           "counts": {"parked": parked}})
 
     def _remove(self, batch: Batch) -> None:
         ctx = self.ctx
@@ -176,7 +210,13 @@ class Loader:
         members = ctx.store.members(batch.id)
         ctx.store.count_upload(batch.id)
         failpoint("before_remove")
-        removed, failed = ctx.sink.remove([m.lead_id for m in members])
+        try:
+            removed, failed = ctx.sink.remove([m.lead_id for m in members])
+        except RemoteRejected as e:
+            problem = setup_problem(ctx.cfg, e, removal=True)
+            if problem is None:
+                raise
+            raise SetupRejected(problem, remote=e.remote, method=e.method, path=e.path, status=e.status) from e
         ctx.store.finish_removal(batch.id, removed, failed, ctx.run_id, ctx.cfg.cxone.max_attempts, ctx.now(),
                                  keep_removed=ctx.cfg.cxone.verify_every_hours > 0)
         ctx.progress.removed += len(removed)

@@ -28,9 +28,10 @@ class Live:
 
 
 class StateCollector:
-    def __init__(self, db: Path, live: Live) -> None:
+    def __init__(self, db: Path, live: Live, interval_seconds: float | None = None) -> None:
         self.db = db
         self.live = live
+        self.interval_seconds = interval_seconds  # the schedule's (longest) gap between runs
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -44,8 +45,25 @@ class StateCollector:
             counts = store.counts()
             last_ok = store.last_success()
             checked = store.last_verification()
+            last = store.last_finished_run()
         finally:
             store.close()
+        from syncd import __version__
+
+        info = GaugeMetricFamily("syncd_build_info", "The running syncd's version", labels=["version"])
+        info.add_metric([__version__], 1)
+        yield info
+        if self.interval_seconds:
+            yield GaugeMetricFamily("syncd_schedule_interval_seconds", "Longest gap between two scheduled runs",
+                                    value=self.interval_seconds)
+        if last is not None:
+            started, finished = datetime.fromisoformat(last["started_at"]), datetime.fromisoformat(last["finished_at"])
+            yield GaugeMetricFamily("syncd_last_run_timestamp_seconds", "End of the last finished run",
+                                    value=finished.timestamp())
+            yield GaugeMetricFamily("syncd_last_run_ok", "1 if the last finished run ended ok, else 0",
+                                    value=1 if last["status"] == "ok" else 0)
+            yield GaugeMetricFamily("syncd_last_run_duration_seconds", "How long the last finished run took",
+                                    value=(finished - started).total_seconds())
         for name, value, text in (("read", totals["read"], "Lead records read from Salesforce"),
                                   ("sent", totals["sent"], "Leads uploaded to CXone"),
                                   ("removed", totals["removed"], "Leads removed from the CXone list")):
@@ -85,7 +103,7 @@ class StateCollector:
             yield usage
 
 
-def serve(host: str, port: int, db: Path, live: Live) -> Any:
+def serve(host: str, port: int, db: Path, live: Live, interval_seconds: float | None = None) -> Any:
     """Start the metrics endpoint; returns the server (call ``shutdown()`` to stop it)."""
     try:
         from prometheus_client import CollectorRegistry, start_http_server
@@ -93,7 +111,7 @@ def serve(host: str, port: int, db: Path, live: Live) -> Any:
         raise ConfigError(["metrics.listen is set but prometheus-client is not installed "
                            "(pip install 'syncd[metrics]')"]) from None
     registry = CollectorRegistry()
-    registry.register(StateCollector(db, live))
+    registry.register(StateCollector(db, live, interval_seconds))
     try:
         server, _thread = start_http_server(port, addr=host, registry=registry)
     except OSError as e:

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
+from syncd import __version__
 from syncd.config import Config
 from syncd.lock import StateLock
 from syncd.store import Store, iso
@@ -44,6 +45,7 @@ def status(config: Config, now: datetime | None = None) -> dict[str, Any]:
         last = store.last_run()
         daemon = store.daemon()
         checked = store.last_verification()
+        schema = store.schema_version()
     finally:
         store.close()
     window = None
@@ -68,6 +70,9 @@ def status(config: Config, now: datetime | None = None) -> dict[str, Any]:
                                           "removed_again", "unremovable", "unrestorable", "rejected", "replaced")}
         verify["unremovable"] = counts["leads"]["unremovable"]  # as it stands now, not only when last checked
     return {
+        "version": __version__,
+        "state_path": str(config.state.path),
+        "schema_version": schema,
         "watermark": iso(st.watermark),
         "window": window,
         **counts,
@@ -106,10 +111,10 @@ def jobs(config: Config, state: str | None = None, limit: int = 100) -> list[dic
         store.close()
 
 
-def skipped(config: Config) -> Iterator[dict[str, Any]]:
+def skipped(config: Config, reason: str | None = None) -> Iterator[dict[str, Any]]:
     store = _open(config)
     try:
-        yield from store.skips()
+        yield from store.skips(reason)
     finally:
         store.close()
 
@@ -132,6 +137,7 @@ def status_table(s: dict[str, Any]) -> Table:
                                              if s["lock_holder"] else ""))
     if d["last_error"]:
         t.add_row("daemon error", str(d["last_error"]))
+    t.add_row("state", f"{s['state_path']} (schema {s['schema_version']}, syncd {s['version']})")
     t.add_row("watermark", s["watermark"] or "none (the next run reads the whole org)")
     fr = s["full_refresh"]
     if fr["running"]:

@@ -53,19 +53,61 @@ def _read_secret(name: str, env: dict[str, str], problems: list[str]) -> str | N
     if not cred_dir:
         return None
     path = Path(cred_dir) / name.lower()
-    if not path.exists():
-        return None
     try:
         return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        problems.append(f"credential {path}: permission denied (run as the user the service runs as, or let "
+                        "systemd hand it over with LoadCredential=)")
+        return None
     except (OSError, UnicodeDecodeError) as e:
         problems.append(f"credential {path}: cannot be read ({type(e).__name__})")
         return None
+
+
+def _check_directory(env: dict[str, str], problems: list[str]) -> None:
+    """An unreadable ``$CREDENTIALS_DIRECTORY`` is said once (and not read), not once per secret."""
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if cred_dir and not os.access(cred_dir, os.R_OK | os.X_OK):
+        why = "does not exist" if not os.path.exists(cred_dir) else "cannot be read by this user"
+        problems.append(f"credentials directory {cred_dir} {why} ($CREDENTIALS_DIRECTORY): run as the user "
+                        "the service runs as, or fix the directory's owner and mode")
+        del env["CREDENTIALS_DIRECTORY"]
+
+
+def needed(config: Config) -> dict[str, str]:
+    """The secrets the configured flows need, each with the setting that needs it."""
+    sf = config.salesforce
+    flow = {"client_credentials": "SYNCD_SALESFORCE_CLIENT_SECRET", "jwt_bearer": "SYNCD_SALESFORCE_PRIVATE_KEY_FILE",
+            "refresh_token": "SYNCD_SALESFORCE_REFRESH_TOKEN", "access_token": "SYNCD_SALESFORCE_ACCESS_TOKEN"}
+    sink = f"cxone.api = {config.cxone.api}"
+    need = {flow[sf.auth]: f"salesforce.auth = {sf.auth}", "SYNCD_CXONE_CLIENT_SECRET": sink}
+    if config.cxone.api == "call-lists":
+        need.update(dict.fromkeys(("SYNCD_CXONE_ACCESS_KEY_ID", "SYNCD_CXONE_ACCESS_KEY_SECRET"), sink))
+    return need
+
+
+def presence(config: Config, env: dict[str, str] | None = None) -> dict[str, str]:
+    """For ``syncd config``: each secret as set (and where from), missing, or not needed; never its value."""
+    env = dict(os.environ if env is None else env)
+    need, problems, shown = needed(config), list[str](), dict[str, str]()
+    for name in SECRET_NAMES:
+        where = "environment" if env.get(name) else "$CREDENTIALS_DIRECTORY"
+        if _read_secret(name, env, problems):
+            shown[name] = f"set ({where})"
+        elif name in need:
+            shown[name] = f"missing (needed for {need[name]})"
+        else:
+            shown[name] = "not needed"
+    return shown
 
 
 def load_secrets(config: Config, env: dict[str, str] | None = None) -> Secrets:
     """Collect the secrets the configured flows need; a missing one is a configuration error."""
     env = dict(os.environ if env is None else env)
     problems: list[str] = []
+    _check_directory(env, problems)
     raw = {n: _read_secret(n, env, problems) for n in SECRET_NAMES}
     key_pem: str | None = None
     key_ref = raw["SYNCD_SALESFORCE_PRIVATE_KEY_FILE"]
@@ -77,25 +119,11 @@ def load_secrets(config: Config, env: dict[str, str] | None = None) -> Secrets:
                 key_pem = Path(key_ref).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as e:
                 problems.append(f"SYNCD_SALESFORCE_PRIVATE_KEY_FILE: cannot read {key_ref} ({type(e).__name__})")
-
-    def need(name: str, why: str) -> None:
-        if not raw[name]:
-            problems.append(f"{name} is not set ({why}); set it in the environment or as "
-                            f"$CREDENTIALS_DIRECTORY/{name.lower()}")
-
-    sf = config.salesforce
-    if sf.auth == "client_credentials":
-        need("SYNCD_SALESFORCE_CLIENT_SECRET", "salesforce.auth = client_credentials")
-    elif sf.auth == "jwt_bearer":
-        need("SYNCD_SALESFORCE_PRIVATE_KEY_FILE", "salesforce.auth = jwt_bearer")
-    elif sf.auth == "refresh_token":
-        need("SYNCD_SALESFORCE_REFRESH_TOKEN", "salesforce.auth = refresh_token")
-    else:
-        need("SYNCD_SALESFORCE_ACCESS_TOKEN", "salesforce.auth = access_token")
-    need("SYNCD_CXONE_CLIENT_SECRET", f"cxone.api = {config.cxone.api}")
-    if config.cxone.api == "call-lists":
-        need("SYNCD_CXONE_ACCESS_KEY_ID", "cxone.api = call-lists")
-        need("SYNCD_CXONE_ACCESS_KEY_SECRET", "cxone.api = call-lists")
+    if not problems:  # beside an unreadable directory or file, "not set" would mislead
+        for name, why in needed(config).items():
+            if not raw[name]:
+                problems.append(f"{name} is not set ({why}); set it in the environment or as "
+                                f"$CREDENTIALS_DIRECTORY/{name.lower()}")
     if problems:
         raise ConfigError(problems)
 

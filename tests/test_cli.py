@@ -70,7 +70,10 @@ def test_status_without_state_says_so(env: Env) -> None:
     env.write_config()
     proc = syncd(env, "status")
     assert proc.returncode == 1
-    assert proc.stderr.strip() == f"syncd: no state at {env.tmp / 'state' / 'syncd.db'} yet: run `syncd sync` first"
+    line = proc.stderr.strip()
+    assert line.startswith(f"syncd: no state at {env.tmp / 'state' / 'syncd.db'} yet.")
+    assert "pass the same --config" in line
+    assert "run `syncd sync` first" not in line
 
 
 def test_failed_run_exits_1_with_the_cause(env: Env) -> None:
@@ -97,11 +100,13 @@ def test_doctor_checks_every_part(env: Env) -> None:
     lines = proc.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == ["ok    config", "ok    state", "ok    salesforce auth",
                                                       "ok    salesforce clock", "ok    salesforce fields",
-                                                      "ok    salesforce query", "ok    cxone call-lists"]
-    assert "list 'Salesforce Leads'" in lines[-1]
+                                                      "ok    salesforce query", "ok    cxone call-lists",
+                                                      "ok    cxone skill"]
+    assert "list 1234 'Salesforce Leads'" in lines[-2]
+    assert lines[-1] == "ok    cxone skill: skill 5678 'Salesforce Leads outbound', Phone Call, outbound"
     bad = syncd(env, "doctor", SYNCD_CXONE_ACCESS_KEY_SECRET="nope")
     assert bad.returncode == 1
-    assert bad.stdout.splitlines()[-1].startswith("FAIL  cxone call-lists: cxone POST /auth/token: 400 invalid_grant")
+    assert bad.stdout.splitlines()[-2].startswith("FAIL  cxone call-lists: cxone POST /auth/token: 400 invalid_grant")
 
 
 def test_doctor_names_unknown_fields_and_formulas(env: Env) -> None:

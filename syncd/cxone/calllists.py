@@ -181,3 +181,10 @@ class CallListsSink:
         resp = self._call("GET", f"lists/call-lists/{list_id or self.cfg.list_id}")
         result = json_object(resp, REMOTE, "resultSet")["resultSet"]
         return dict(result) if isinstance(result, dict) else {}
+
+    def skill(self, skill_id: int | None = None) -> dict[str, object]:
+        """The skill as the Admin API describes it (``GET skills/{id}``); ``{}`` when the answer lists none."""
+        resp = self._call("GET", f"skills/{skill_id or self.cfg.skill_id}")
+        found = json_object(resp, REMOTE, "skills")["skills"]
+        first = found[0] if isinstance(found, list) and found else None
+        return dict(first) if isinstance(first, dict) else {}

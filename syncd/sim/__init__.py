@@ -138,11 +138,13 @@ class Simulator:
                     upload_mode: str = "upsert", removal: str = "remove-prospects", dnc_group_id: int = 0,
                     expiration_days: int = 30, where: str = "", full_refresh_days: float = 7,
                     salesforce_extra: str = "", fields: str = "", read_api: str = "auto",
-                    bulk_threshold: int = 50_000) -> str:
+                    bulk_threshold: int = 50_000, list_id: int = 1234, skill_id: int = 5678,
+                    columns: str = "") -> str:
         """A config for this simulator; ``salesforce_extra`` and ``fields`` are raw TOML lines for the
         [salesforce] section and the extra-column table of the sink."""
         size = batch_size or (500 if api == "contacts-batch" else 5000)
         sink_fields = f"[cxone.{api.replace('-', '_')}.fields]\n{fields}\n" if fields else ""
+        sink_fields += f"[cxone.call_lists.columns]\n{columns}\n" if columns else ""
         return f"""\
 [state]
 path = "{state_path}"
@@ -179,9 +181,9 @@ max_removal_percent = {max_removal_percent:g}
 [cxone.call_lists]
 issuer = "{self.url}"
 client_id = "{cx.CLIENT_ID}"
-list_id = 1234
+list_id = {list_id}
 list_name = "Salesforce Leads"
-skill_id = 5678
+skill_id = {skill_id}
 expiration_days = {expiration_days}
 upload_mode = "{upload_mode}"
 removal = "{removal}"

@@ -23,6 +23,7 @@ import jwt
 from syncd.sim.calllist import CallList, Readings, expiry_moment
 from syncd.sim.dnc import DncGroup, DncSim
 from syncd.sim.http import Request, Response, Router
+from syncd.sim.skills import SkillSim
 
 CLIENT_ID = "sim-cxone-client"
 CLIENT_SECRET = "sim-cxone-secret-41f0"
@@ -79,12 +80,14 @@ class CXoneSim:
     readings: Readings = field(default_factory=Readings)
     reject_ids: set[str] = field(default_factory=set)  # rows CXone drops silently (the job still completes)
     dnc: DncSim = field(init=False)
+    skills: SkillSim = field(init=False)
     signing_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
     def __post_init__(self) -> None:
         self.lists[1234] = CallList(1234, "Salesforce Leads", list(DEFAULT_COLUMNS))
         self.lists[SCRATCH_LIST] = CallList(SCRATCH_LIST, "syncd probe scratch", list(DEFAULT_COLUMNS))
         self.dnc = DncSim(self.now, self.lock, self._authed)
+        self.skills = SkillSim(self.lock, self._authed)
         # A DNC group that scrubs the list's skill, and one that scrubs nothing (doctor must tell them apart).
         self.dnc.groups[DNC_GROUP] = DncGroup(DNC_GROUP, "syncd suppression", skills={5678})
         self.dnc.groups[DNC_GROUP + 1] = DncGroup(DNC_GROUP + 1, "unscrubbed")
@@ -106,6 +109,7 @@ class CXoneSim:
         r.add("DELETE", api + "/{list_name}/removeProspects", "cxone.remove", self.remove)
         r.add("GET", api + "/{list_id}", "cxone.list", self.list_info)
         self.dnc.routes(r)
+        self.skills.routes(r)
         r.add("POST", "/oauth2/token", "batch.token", self.batch_token)
         r.add("POST", "/v2/contact-center/contacts/batch", "batch.submit", self.batch_submit)
         r.add("GET", "/v2/contact-center/contacts/batch/{job_id}", "batch.job", self.batch_job)

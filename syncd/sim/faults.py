@@ -2,7 +2,7 @@
 
 A rule is ``{"route": "sf.next" | "sf.*" | "*", "kind": KIND, "count": N}`` (the next N matching
 calls) or ``{"route": ..., "kind": ..., "rate": 0.1, "seed": 7}`` (each matching call with that
-probability). Kinds:
+probability); ``"after": K`` lets the first K matching calls through first. Kinds:
 
 =================  ==============================================================================
 ``429``            429 with ``Retry-After: 1``          ``429-bare``  429 without Retry-After
@@ -18,6 +18,7 @@ probability). Kinds:
 ``query-timeout``  Salesforce 400 QUERY_TIMEOUT
 ``unauthorized``   CXone 401 (its tokens are revoked)
 ``reject``         400 for the request itself (e.g. an upload CXone refuses)
+``forbidden``      403 (the API user lacks the right)
 ``partial``        removeProspects answers with every second prospect failed
 ``nonext``         Salesforce page that says ``done: false`` but has no ``nextRecordsUrl``
 ``deepjson``       200 whose JSON nests 100,000 arrays deep
@@ -45,7 +46,7 @@ from syncd.sim.http import Response
 KINDS = ("cut-after", "badjson-after",
          "429", "429-bare", "500", "502", "503", "504", "drop", "slow", "badjson", "cut", "session", "locator",
          "limit", "concurrent", "query-timeout",
-         "unauthorized", "reject", "partial", "nonext", "deepjson", "bigpage", "trickle", "redirect")
+         "unauthorized", "reject", "forbidden", "partial", "nonext", "deepjson", "bigpage", "trickle", "redirect")
 
 
 @dataclass
@@ -55,9 +56,13 @@ class Rule:
     count: int | None = None
     rate: float | None = None
     rng: random.Random = field(default_factory=random.Random)
+    after: int = 0
 
     def fires(self, route: str) -> bool:
         if not fnmatch.fnmatchcase(route, self.route):
+            return False
+        if self.after > 0:
+            self.after -= 1
             return False
         if self.count is not None:
             if self.count <= 0:
@@ -98,7 +103,8 @@ class Faults:
         if (count is None) == (rate is None):
             raise ValueError("a fault needs exactly one of count or rate")
         rule = Rule(str(spec.get("route", "*")), kind, None if count is None else int(count),
-                    None if rate is None else float(rate), random.Random(spec.get("seed", 0)))
+                    None if rate is None else float(rate), random.Random(spec.get("seed", 0)),
+                    int(spec.get("after", 0)))
         with self.lock:
             self.rules.append(rule)
         return rule
@@ -152,6 +158,8 @@ class Faults:
             return Response(401, {"error": "Unauthorized"}), None
         if kind == "reject":
             return Response(400, {"error": "rejected by the simulator's fault plan"}), None
+        if kind == "forbidden":
+            return Response(403, {"error": "Forbidden"}), None
         if kind == "nonext":
             return Response(200, {"totalSize": 5, "done": False, "records": []}), None
         if kind == "deepjson":

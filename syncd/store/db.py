@@ -49,6 +49,14 @@ def _check_file(path: Path) -> None:
                          "(point state.path elsewhere, or move the file away)")
 
 
+def no_state(path: Path) -> str:
+    # Never a bare "run sync first": beside a service, that would start a second state for the same list.
+    return (f"no state at {path} yet. It is the [state] path of the configuration given (relative paths are "
+            "read from the config file's directory); a syncd service keeps its state where its own "
+            "configuration says, so pass the same --config (`systemctl cat syncd` shows it). Only where no "
+            "syncd has run for this list does the first `syncd sync` or `syncd run` create it")
+
+
 def way_back(path: Path) -> str:
     return (f"restore {path} from a backup, or move it (and its -wal) away so the next run starts a fresh "
             "state that re-reads the whole org")
@@ -93,7 +101,7 @@ class Database:
         if exists:
             _check_file(path)
         elif readonly or not create:
-            raise StateError(f"no state at {path} yet: run `syncd sync` first")
+            raise StateError(no_state(path))
         else:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +145,11 @@ class Database:
             raise StateError(f"{self.path} was written by a newer syncd (schema {unknown[-1]}); "
                              "upgrade syncd to use it")
 
+    def schema_version(self) -> str | None:
+        """The last migration applied to this file (``m009_bulk``), as ``status`` reports it."""
+        applied = [m.name for m in migrations.applied(self.db)]
+        return applied[-1] if applied else None
+
     def _migrate(self) -> None:
         if not migrations.pending(self.db):
             return
@@ -150,7 +163,7 @@ class Database:
         present = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         missing = [t for t in TABLES if t not in present]
         if missing and not present:
-            raise StateError(f"no state at {self.path} yet: run `syncd sync` first")
+            raise StateError(no_state(self.path))
         if missing:
             raise StateError(f"the state database {self.path} lacks the table {missing[0]}; {way_back(self.path)}")
         for table in ("sync_state", "daemon"):

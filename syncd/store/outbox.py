@@ -280,6 +280,15 @@ class OutboxQueries(LeadQueries):
                           [(m.lead_id,) for m in upserts + removals])
         return staged, unsendable
 
+    def release_parked(self) -> tuple[int, int]:
+        """Every parked lead becomes dirty (or pending removal) again with a fresh attempt count, so the
+        next run stages it with its current content. Returns (leads, batches they were parked by)."""
+        with self.transaction() as c:
+            leads, batches = c.execute("SELECT count(*), count(DISTINCT parked_batch) FROM leads "
+                                       "WHERE parked IS NOT NULL").fetchone()
+            c.execute("UPDATE leads SET parked = NULL, parked_batch = NULL, attempts = 0 WHERE parked IS NOT NULL")
+        return int(leads), int(batches)
+
     def list_batches(self, state: str | None, limit: int) -> list[dict[str, Any]]:
         return self._rows(
             "SELECT b.id, b.kind, b.state, b.job_id, b.rows, b.uploads, b.error, b.replay_of, b.created_at, "

@@ -30,9 +30,9 @@ class ReportQueries(Database):
                    self._rows("SELECT reason, count(*) AS n FROM skips GROUP BY reason ORDER BY n DESC, reason")}
         return {"leads": leads, "batches": batches, "skipped": skipped}
 
-    def skips(self) -> Iterator[dict[str, Any]]:
+    def skips(self, reason: str | None = None) -> Iterator[dict[str, Any]]:
         yield from self._iter("SELECT lead_id, reason, detail, run_id, modstamp FROM skips "
-                                 "ORDER BY reason, lead_id")
+                              "WHERE ? IS NULL OR reason = ? ORDER BY reason, lead_id", (reason, reason))
 
     def totals(self) -> dict[str, int]:
         """Leads read, sent and removed over every run (the metrics' counters)."""

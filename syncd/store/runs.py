@@ -43,6 +43,10 @@ class RunQueries(Database):
         rows = self._rows("SELECT * FROM runs ORDER BY id DESC LIMIT 1")
         return rows[0] if rows else None
 
+    def last_finished_run(self) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM runs WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1")
+        return rows[0] if rows else None
+
     # -- daemon ---------------------------------------------------------------------------------
     DAEMON_FIELDS = frozenset({"pid", "started_at", "heartbeat_at", "state", "progress", "next_run_at", "last_error",
                                "stopped_at"})
