@@ -45,8 +45,10 @@ def test_version_help_and_completion(env: Env) -> None:
         assert shown.returncode == 0, args
         assert "Usage:" in shown.stdout, args
     assert "--parked" in run(env, "replay-job", "-h", COLUMNS="100").stdout
+    # Typer detects the shell from the parent process (sh under CI); its own switch reads $SHELL instead.
     script = subprocess.run([str(Path(sys.executable).parent / "syncd"), "--show-completion", "bash"],
-                            capture_output=True, text=True, timeout=60, env=env.subprocess_env(SHELL="/bin/bash"))
+                            capture_output=True, text=True, timeout=60,
+                            env=env.subprocess_env(SHELL="/bin/bash", _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1"))
     assert script.returncode == 0
     assert "_SYNCD_COMPLETE=complete_bash" in script.stdout
     assert "-F _syncd_completion syncd" in script.stdout
