@@ -53,15 +53,19 @@ class Outbox:
         """The mass-removal guard: stop before sending any removal or suppression when they would take
         more than ``max_removal_percent`` of the list off (unless ``allow``)."""
         store, cfg = self.ctx.store, self.ctx.cfg
-        leaving = store.count_pending("remove") if "remove" in self.kinds() or self.snapshot else 0
+        removals = "remove" in self.kinds() or self.snapshot
         cl = cfg.cxone.call_lists
-        if cfg.cxone.api == "call-lists" and cl is not None and cl.dnc_group_id:
-            leaving += store.count_to_suppress()
-        if allow or not leaving:
+        suppressing = cfg.cxone.api == "call-lists" and cl is not None and bool(cl.dnc_group_id)
+        # Cheap counts first: most runs have nothing to take off, and they pay no scan of the list.
+        if allow or not ((store.count_pending("remove") if removals else 0)
+                         + (store.count_to_suppress() if suppressing else 0)):
             return
+        # Only what is on the list counts: the numbers of new Do Not Call leads take nothing off it
+        # (a first run, or a data load of leads some of whom said no, is not a mass removal).
+        leaving = store.count_leaving(removals, suppressing)
         size = store.on_list()
         share = cfg.cxone.max_removal_percent
-        if not size or leaving * 100 <= size * share:
+        if not size or not leaving or leaving * 100 <= size * share:
             return
         raise MassRemoval(f"this run would remove or suppress {leaving:,} of the {size:,} leads on the list "
                           f"({leaving * 100 / size:.1f}%, more than cxone.max_removal_percent = {share:g}); nothing "

@@ -268,6 +268,31 @@ def test_the_mass_removal_guard_sends_none_of_it_unless_allowed(loop: LoopEnv) -
     assert loop.list_phones() == loop.expected()
 
 
+def test_new_do_not_call_leads_are_suppressed_without_tripping_the_mass_removal_guard(loop: LoopEnv) -> None:
+    """A data load adds 60 Do Not Call leads and 40 callable ones to a list of about 100: blocking the new
+    leads' numbers takes nothing off the list, so the guard (20 %) lets it through; a lead on the list
+    that turns Do Not Call still counts."""
+    loop.settings = {"max_removal_percent": 20, "dnc_group_id": DNC_GROUP}
+    loop.sim.seed_leads(200, seed=36)
+    loop.sim.upsert_leads([{"Id": lead["Id"], "DoNotCall": False} for lead in loop.sim.leads()
+                           if lead.get("DoNotCall")], modstamp=loop.clock() - timedelta(seconds=5))
+    assert loop.sync().ok
+    on_list = len(loop.list_phones())
+    loaded = [{"Status": "Open - Not Contacted", "Phone": f"(415) 555-{2000 + i:04d}", "IsDeleted": False,
+               "IsConverted": False, "DoNotCall": i < 60} for i in range(100)]
+    loop.change(loaded)
+    result = loop.sync()
+    assert result.ok, result.error
+    assert loop.list_phones() == expected(loop)
+    assert len(loop.list_phones()) == on_list + 40
+    turned = sorted(loop.list_phones())[: on_list // 3]
+    loop.change([{"Id": i, "DoNotCall": True} for i in turned])
+    refused = loop.sync()
+    assert not refused.ok
+    assert refused.error is not None
+    assert f"{len(turned):,} of the {on_list + 40:,} leads on the list" in refused.error
+
+
 def test_keep_alive_re_sends_unchanged_leads_before_their_records_expire(loop: LoopEnv) -> None:
     loop.sim.seed_leads(100, seed=12)
     assert loop.sync().ok

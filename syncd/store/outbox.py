@@ -63,6 +63,20 @@ class OutboxQueries(LeadQueries):
                     f"SELECT DISTINCT lead_id {unsuppressed} ORDER BY lead_id LIMIT ?", (first,))]}
         return out
 
+    def count_leaving(self, removals: bool, suppressing: bool) -> int:
+        """Leads on the list that this run takes off: pending removal, or (with suppression) one whose
+        number, or whose own Do Not Call number, is about to be blocked. A Do Not Call lead that was never
+        on the list takes nothing off it."""
+        blocked = ("SELECT k.{col} FROM dnc_links k WHERE NOT EXISTS "
+                   "(SELECT 1 FROM suppressions s WHERE s.phone = k.phone)")
+        parts = [f"({PENDING['remove']})"] if removals else []
+        if suppressing:
+            parts += [f"id IN ({blocked.format(col='lead_id')})", f"phone IN ({blocked.format(col='phone')})"]
+        if not parts:
+            return 0
+        return int(self._value(f"SELECT count(*) FROM leads WHERE acked_hash IS NOT NULL AND "  # noqa: S608
+                               f"({' OR '.join(parts)})"))
+
     def on_list(self) -> int:
         """Leads CXone holds a record of (as far as syncd knows)."""
         return int(self._value("SELECT count(*) FROM leads WHERE acked_hash IS NOT NULL"))
