@@ -206,15 +206,23 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--small", action="store_true", help="the quick variant (under 2 minutes)")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--only", default="", help="only the scenarios whose name holds this text, e.g. "
+                        "'realistic latency, 200,000' (with --out elsewhere: the full table is BENCHMARKS.md's)")
     args = parser.parse_args()
     results_dir = ROOT / "bench" / "results"
     shutil.rmtree(results_dir, ignore_errors=True)
-    chosen = scenarios(args.small)
+    chosen = [sc for sc in scenarios(args.small) if args.only in sc.name]
+    if not chosen:
+        parser.error(f"--only {args.only!r} matches no scenario: {', '.join(sc.name for sc in scenarios(args.small))}")
     started = time.monotonic()
     for i, sc in enumerate(chosen):
         run_scenario(sc, results_dir / f"s{i}")
     rows = [r for sc in chosen for r in sc.results]
     (results_dir / "results.json").write_text(json.dumps(rows, indent=1))
+    if args.only:  # a part of the bench: its table only (targets and chart need every scenario)
+        args.out.write_text(f"# Benchmarks: {args.only}\n\n{table(rows)}\n")
+        print(f"\nwrote {args.out}")
+        return 0
     chart_path = ROOT / "bench" / ("chart-small.png" if args.small else "chart.png")
     chart(chosen, chart_path)
     command = "make bench-small" if args.small else "make bench"
