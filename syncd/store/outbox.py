@@ -65,17 +65,16 @@ class OutboxQueries(LeadQueries):
 
     def count_leaving(self, removals: bool, suppressing: bool) -> int:
         """Leads on the list that this run takes off: pending removal, or (with suppression) one whose
-        number, or whose own Do Not Call number, is about to be blocked. A Do Not Call lead that was never
-        on the list takes nothing off it."""
-        blocked = ("SELECT k.{col} FROM dnc_links k WHERE NOT EXISTS "
-                   "(SELECT 1 FROM suppressions s WHERE s.phone = k.phone)")
-        parts = [f"({PENDING['remove']})"] if removals else []
+        own Do Not Call number is about to be blocked. A Do Not Call lead that was never on the list
+        takes nothing off it. Both parts walk what the cheap counts walk (an index, the DNC links)."""
+        parts = [f"SELECT id FROM leads WHERE {PENDING['remove']}"] if removals else []  # noqa: S608
         if suppressing:
-            parts += [f"id IN ({blocked.format(col='lead_id')})", f"phone IN ({blocked.format(col='phone')})"]
+            parts.append("SELECT k.lead_id FROM dnc_links k JOIN leads l ON l.id = k.lead_id "
+                         "WHERE l.acked_hash IS NOT NULL "
+                         "AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = k.phone)")
         if not parts:
             return 0
-        return int(self._value(f"SELECT count(*) FROM leads WHERE acked_hash IS NOT NULL AND "  # noqa: S608
-                               f"({' OR '.join(parts)})"))
+        return int(self._value(f"SELECT count(*) FROM ({' UNION '.join(parts)})"))  # noqa: S608 - fixed SQL
 
     def on_list(self) -> int:
         """Leads CXone holds a record of (as far as syncd knows)."""
