@@ -21,6 +21,7 @@ from syncd.salesforce import SalesforceClient
 from syncd.salesforce.tokens import token_file_for
 from syncd.secrets import Secrets
 from syncd.store import Store
+from syncd.store.db import no_state
 
 log = logging.getLogger(__name__)
 _gc_tuned = False
@@ -140,6 +141,10 @@ def verify_now(config: Config, secrets: Secrets, now: Callable[[], datetime] = u
 
     if config.cxone.api != "call-lists" or config.cxone.call_lists is None:
         raise Refused("the contacts-batch API offers no way to read the contacts back; nothing to verify")
+    if not config.state.path.exists():
+        # Never a fresh state just to compare with (every record would read as unexpected), and never a
+        # second state beside a service whose configuration was not the one given.
+        raise StateError(no_state(config.state.path))
     lock = StateLock(config.state.path)
     lock.acquire()
     try:

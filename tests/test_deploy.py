@@ -100,3 +100,12 @@ def test_admin_commands_from_another_directory_see_the_running_daemons_state(env
             if daemon.poll() is None:
                 daemon.kill()
                 daemon.wait()
+
+
+def test_verify_without_a_state_creates_none(env: Env) -> None:
+    env.write_config()
+    proc = subprocess.run([sys.executable, "-m", "syncd", "verify", "--config", str(env.config_path)],
+                          capture_output=True, text=True, timeout=60, env=env.subprocess_env(), cwd=env.tmp)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"syncd: no state at {env.tmp / 'state' / 'syncd.db'} yet.")
+    assert not (env.tmp / "state").exists()
