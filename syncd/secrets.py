@@ -94,8 +94,11 @@ def presence(config: Config, env: dict[str, str] | None = None) -> dict[str, str
     need, problems, shown = needed(config), list[str](), dict[str, str]()
     for name in SECRET_NAMES:
         where = "environment" if env.get(name) else "$CREDENTIALS_DIRECTORY"
+        before = len(problems)
         if _read_secret(name, env, problems):
             shown[name] = f"set ({where})"
+        elif len(problems) > before:
+            shown[name] = f"unreadable: {problems[-1]}"
         elif name in need:
             shown[name] = f"missing (needed for {need[name]})"
         else:
