@@ -16,7 +16,15 @@ from datetime import timedelta
 
 from syncd.context import RunContext
 from syncd.cxone.setup import all_refused, setup_problem
-from syncd.errors import AnswerCut, ProtocolError, RemoteRejected, RemoteUnavailable, SetupRejected, TransientError
+from syncd.errors import (
+    AnswerCut,
+    ProtocolError,
+    RemoteRejected,
+    RemoteUnavailable,
+    SessionExpired,
+    SetupRejected,
+    TransientError,
+)
 from syncd.failpoints import failpoint
 from syncd.outbox import sendable_kinds
 from syncd.store import Batch
@@ -92,7 +100,10 @@ class Loader:
         failpoint("before_upload")
         try:
             job_id = ctx.sink.upload(batch.file_name, rows)
-        except RemoteRejected as e:
+        except (RemoteRejected, SessionExpired) as e:  # a 401 here came back after a fresh token
+            if isinstance(e, SessionExpired):
+                raise SetupRejected(setup_problem(ctx.cfg, e) or str(e), remote=e.remote, method=e.method,
+                                    path=e.path, status=e.status) from e
             problem = setup_problem(ctx.cfg, e)
             if problem is not None:
                 raise SetupRejected(problem, remote=e.remote, method=e.method, path=e.path, status=e.status) from e

@@ -69,6 +69,19 @@ def test_a_403_on_upload_is_about_the_setup(env: Env) -> None:
     assert env.list_phones() == oracle.expected(env.sim.leads())
 
 
+def test_a_401_on_upload_after_a_fresh_token_is_about_the_setup(env: Env) -> None:
+    env.sim.seed_leads(120, seed=173)
+    env.sim.faults.add({"route": "cxone.upload", "kind": "unauthorized", "count": 2})
+    result = env.sync(batch_size=100)
+    assert not result.ok
+    assert result.error is not None
+    assert "CXone refuses this API user the upload to list 1234" in result.error
+    assert "(401)" in result.error
+    assert status(env.config())["leads"]["parked"] == 0
+    assert env.sync(batch_size=100).ok
+    assert env.list_phones() == oracle.expected(env.sim.leads())
+
+
 def test_a_400_on_one_batch_while_others_go_parks_that_batch_only(env: Env) -> None:
     # The refused batch is the second: it is parked once another upload was accepted.
     env.sim.seed_leads(400, seed=163)

@@ -10,7 +10,7 @@ then the batch stays staged, and a run whose every upload is refused fails namin
 from __future__ import annotations
 
 from syncd.config import Config
-from syncd.errors import RemoteRejected
+from syncd.errors import RemoteError
 
 
 def _target(cfg: Config) -> str:
@@ -21,7 +21,7 @@ def _target(cfg: Config) -> str:
     return f"the contacts API at {cb.base_url if cb else '?'} (cxone.contacts_batch.base_url)"
 
 
-def setup_problem(cfg: Config, e: RemoteRejected, removal: bool = False) -> str | None:
+def setup_problem(cfg: Config, e: RemoteError, removal: bool = False) -> str | None:
     """The configuration problem a refused upload (or removal) shows for certain, or None when it may be
     the batch's."""
     cl = cfg.cxone.call_lists
