@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from syncd.clock import utcnow
-from syncd.config import load_config
+from syncd.config_file import load_config
 from syncd.cxone.calllists import CallListsSink
 from syncd.http import session_for
 from syncd.salesforce import SalesforceClient

@@ -19,7 +19,8 @@ from rich.table import Column
 from rich.text import Text
 
 from syncd import __version__, logs
-from syncd.config import Config, load_config, resolve_path
+from syncd.config import Config
+from syncd.config_file import load_config, resolve_path
 from syncd.context import Progress as RunProgress
 from syncd.engine import RunResult
 from syncd.errors import ConfigError, LockHeld, Refused, StateError, SyncdError, os_error_line

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
-from syncd.cli import EXIT_USAGE, ConfigOpt, _config, app, errors, say
-from syncd.config import resolve_path
+from syncd.cli import EXIT_USAGE, ConfigOpt, app, errors, say
+from syncd.config_file import load_config, resolve_path
 
 
 @app.command()
@@ -35,9 +35,10 @@ def show_config(config: Path | None = ConfigOpt) -> None:
     from syncd.packaged import effective
     from syncd.secrets import presence
 
+    source = resolve_path(config)
     with errors():
-        cfg = _config(config)
-        text = effective(cfg, resolve_path(config), presence(cfg))
+        cfg = load_config(source)
+        text = effective(cfg, source, presence(cfg))
     sys.stdout.write(text)
 
 

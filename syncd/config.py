@@ -7,10 +7,8 @@ A bad file yields one :class:`~syncd.errors.ConfigError` holding one line per pr
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -25,7 +23,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on 3.10
     import tomli as tomllib
 
-DEFAULT_CONFIG = Path("syncd.toml")
 SF_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 CSV_COLUMNS = ("ExternalId", "PhoneNumber", "FirstName", "LastName", "Company", "Email", "Status",
                "City", "State", "Zip")
@@ -107,6 +104,13 @@ class ScheduleConfig(Section):
 
         return ZoneInfo(self.timezone)
 
+    def cron_trigger(self) -> Any:
+        """The scheduler's trigger for ``cron``, read in ``timezone`` (checked, daemon and metrics alike)."""
+        from apscheduler.triggers.cron import CronTrigger
+
+        assert self.cron is not None
+        return CronTrigger.from_crontab(self.cron, timezone=self.tz())
+
     def longest_gap(self, start: Any = None) -> float:
         """Seconds of the longest wait between two scheduled runs (a cron's night or weekend included),
         over the week from ``start``: what "no success for 3 intervals" alerts count in."""
@@ -114,9 +118,7 @@ class ScheduleConfig(Section):
             return float(self.interval_seconds or 300)
         from datetime import datetime, timedelta, timezone
 
-        from apscheduler.triggers.cron import CronTrigger
-
-        trigger = CronTrigger.from_crontab(self.cron, timezone=self.tz())
+        trigger = self.cron_trigger()
         now = start or datetime.now(timezone.utc)
         end, prev, gap = now + timedelta(days=8), None, 0.0
         fire = trigger.get_next_fire_time(None, now)
@@ -133,10 +135,8 @@ class ScheduleConfig(Section):
             if len(fields) != 5:
                 raise ValueError(f"cron must have 5 fields (minute hour day month weekday), got {self.cron!r}")
             # The scheduler's own parser: what it refuses here would otherwise crash the daemon at start.
-            from apscheduler.triggers.cron import CronTrigger
-
             try:
-                CronTrigger.from_crontab(self.cron, timezone=self.tz())
+                self.cron_trigger()
             except (ValueError, TypeError, KeyError) as e:
                 raise ValueError(f"cron {self.cron!r} is not valid: {str(e)[:120]}") from None
         return self
@@ -351,16 +351,6 @@ class Config(Section):
         return dict(sink.fields) if sink is not None else {}
 
 
-def resolve_path(path: Path | None, env: dict[str, str] | None = None) -> Path:
-    """``--config PATH``, else ``$SYNCD_CONFIG``, else ``./syncd.toml``."""
-    env = dict(os.environ if env is None else env)
-    if path is not None:
-        return path
-    if env.get("SYNCD_CONFIG"):
-        return Path(env["SYNCD_CONFIG"])
-    return DEFAULT_CONFIG
-
-
 def _format_error(err: Any, origin: str) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     msg = err["msg"].removeprefix("Value error, ")
@@ -386,42 +376,3 @@ def config_from_text(text: str, origin: str) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([f"{origin}: not valid TOML: {e}"]) from None
     return parse_config(data, origin)
-
-
-def load_config(path: Path, env: dict[str, str] | None = None) -> Config:
-    """Read and validate ``path``; the state path is resolved by :func:`resolve_state`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: no such configuration file (`syncd init {path}` writes a starting one)"]) \
-            from None
-    except PermissionError:
-        raise ConfigError([f"{path}: permission denied (run as the user the service runs as, e.g. "
-                           "`sudo -u syncd syncd ...`, or make the file readable by it)"]) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError([f"{path}: cannot be read ({type(e).__name__})"]) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
-    cfg = parse_config(data, str(path))
-    state = resolve_state(cfg.state.path, path, os.environ if env is None else env)
-    return cfg.model_copy(update={"state": cfg.state.model_copy(update={"path": state})})
-
-
-def resolve_state(state: Path, config_path: Path, env: Mapping[str, str]) -> Path:
-    """The one rule every command and the service use: ``[state] path`` (default ``state/syncd.db``),
-    relative to the directory of the configuration file, never to the working directory.
-
-    The state is never chosen from the environment: an admin command run beside the service (as its
-    user, from any directory) must find the same file the service writes. Under systemd
-    (``$STATE_DIRECTORY`` set), a path outside the unit's StateDirectory is refused with the line to use,
-    because the hardened unit could not write it and the commands would look elsewhere.
-    """
-    resolved = Path(os.path.normpath(state if state.is_absolute() else config_path.absolute().parent / state))
-    state_dirs = [Path(d) for d in env.get("STATE_DIRECTORY", "").split(":") if d]
-    if state_dirs and not any(resolved.is_relative_to(os.path.normpath(d.absolute())) for d in state_dirs):
-        raise ConfigError([f"{config_path}: state.path resolves to {resolved}, outside the unit's StateDirectory "
-                           f"{state_dirs[0]}: set `path = \"{state_dirs[0] / 'syncd.db'}\"` under [state] so the "
-                           "service and the admin commands use the same state"])
-    return resolved

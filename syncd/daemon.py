@@ -24,7 +24,6 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd import metrics
@@ -116,7 +115,7 @@ class Daemon:
 
     def _scheduler(self) -> BlockingScheduler:
         s = self.config.schedule
-        trigger: Any = (CronTrigger.from_crontab(s.cron, timezone=s.tz()) if s.cron
+        trigger: Any = (s.cron_trigger() if s.cron
                         else IntervalTrigger(seconds=s.interval_seconds or 300, timezone=timezone.utc))
         scheduler = BlockingScheduler(jobstores={"default": MemoryJobStore()},
                                       executors={"default": ThreadPoolExecutor(1)}, timezone=timezone.utc)

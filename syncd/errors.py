@@ -161,6 +161,11 @@ class SetupRejected(RemoteRejected):
     right to it, a header its mapping does not take): the run fails, nothing is parked, and the staged
     batches go as they are once the setting named in the message is fixed."""
 
+    @classmethod
+    def naming(cls, problem: str, e: RemoteError) -> SetupRejected:
+        """The refusal ``e`` (same remote, method, path, status), told as the configuration problem."""
+        return cls(problem, remote=e.remote, method=e.method, path=e.path, status=e.status)
+
 
 class ReadingMismatch(FatalError):
     """What verification found shows CXone behaving otherwise than the configuration assumes (an

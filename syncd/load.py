@@ -101,12 +101,9 @@ class Loader:
         try:
             job_id = ctx.sink.upload(batch.file_name, rows)
         except (RemoteRejected, SessionExpired) as e:  # a 401 here came back after a fresh token
-            if isinstance(e, SessionExpired):
-                raise SetupRejected(setup_problem(ctx.cfg, e) or str(e), remote=e.remote, method=e.method,
-                                    path=e.path, status=e.status) from e
             problem = setup_problem(ctx.cfg, e)
-            if problem is not None:
-                raise SetupRejected(problem, remote=e.remote, method=e.method, path=e.path, status=e.status) from e
+            if problem is not None or isinstance(e, SessionExpired):
+                raise SetupRejected.naming(problem or str(e), e) from e
             self._refused[batch.id] = str(e)
             if self._accepted:
                 self._park_refused()
@@ -227,7 +224,7 @@ class Loader:
             problem = setup_problem(ctx.cfg, e, removal=True)
             if problem is None:
                 raise
-            raise SetupRejected(problem, remote=e.remote, method=e.method, path=e.path, status=e.status) from e
+            raise SetupRejected.naming(problem, e) from e
         ctx.store.finish_removal(batch.id, removed, failed, ctx.run_id, ctx.cfg.cxone.max_attempts, ctx.now(),
                                  keep_removed=ctx.cfg.cxone.verify_every_hours > 0)
         ctx.progress.removed += len(removed)

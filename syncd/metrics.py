@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from syncd import __version__
 from syncd.errors import ConfigError, StateError
 from syncd.store import Store
 
@@ -48,8 +49,6 @@ class StateCollector:
             last = store.last_finished_run()
         finally:
             store.close()
-        from syncd import __version__
-
         info = GaugeMetricFamily("syncd_build_info", "The running syncd's version", labels=["version"])
         info.add_metric([__version__], 1)
         yield info

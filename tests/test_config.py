@@ -8,12 +8,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from syncd.config import (
-    config_from_text,
-    load_config,
-    parse_config,
-    resolve_path,
-)
+from syncd.config import config_from_text, parse_config
+from syncd.config_file import load_config, resolve_path
 from syncd.errors import ConfigError
 from syncd.secrets import load_secrets
 

@@ -20,7 +20,8 @@ from rich.console import Console
 
 import syncd.cli as cli
 from syncd import __version__, logs
-from syncd.config import ScheduleConfig, config_from_text, load_config, parse_config
+from syncd.config import ScheduleConfig, config_from_text, parse_config
+from syncd.config_file import load_config
 from syncd.context import Progress as RunProgress
 from syncd.errors import ConfigError
 from syncd.sim import SIM_SECRETS

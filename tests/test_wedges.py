@@ -147,7 +147,7 @@ def test_4_done_false_without_a_next_url_is_read_again_not_taken_as_the_end(env:
 
 RSS_SCRIPT = """
 import gc, json, sys, requests
-from syncd.config import load_config
+from syncd.config_file import load_config
 from syncd.runner import run_engine
 from syncd.secrets import load_secrets
 config = load_config(__import__("pathlib").Path(sys.argv[1]))
@@ -240,7 +240,7 @@ DAEMON_SCRIPT = """
 import sys, logging
 from pathlib import Path
 from syncd import logs
-from syncd.config import load_config
+from syncd.config_file import load_config
 from syncd.daemon import Daemon
 from syncd.secrets import load_secrets
 logs.setup(logging.INFO)
