@@ -22,7 +22,7 @@ from syncd.sim import cxone as cx
 from syncd.sim import data
 from syncd.sim import salesforce as sf
 from syncd.sim.faults import Faults
-from syncd.sim.http import Request, Response, Router, Server
+from syncd.sim.http import Handler, Request, Response, Router, Server
 from syncd.sim.sforg import Org, link_owner
 
 SIM_SECRETS = {
@@ -104,10 +104,17 @@ class Simulator:
         with self.lock:
             self.stats[name] += 1
             self.bytes_in[name.split(".")[0]] += len(req.body) + req.target_bytes
-        if not name.startswith("sim."):
-            delay = next((v for pattern, v in self.latency.items() if fnmatch.fnmatchcase(name, pattern)), 0.0)
-            if delay > 0:
-                time.sleep(delay)
+        # A call takes its latency in all, the simulator's own work included: the answer is held until then.
+        delay = 0.0 if name.startswith("sim.") else next(
+            (v for pattern, v in self.latency.items() if fnmatch.fnmatchcase(name, pattern)), 0.0)
+        started = time.monotonic()
+        resp, after = self._answer(name, handler, req)
+        if after is not None and delay > 0:  # a dropped or stalled answer: its latency comes first
+            time.sleep(max(0.0, started + delay - time.monotonic()))
+        resp.not_before = started + delay if delay > 0 else 0.0
+        return resp, after
+
+    def _answer(self, name: str, handler: Handler, req: Request) -> tuple[Response, Callable[[], None] | None]:
         kind = None if name.startswith("sim.") else self.faults.pick(name)
         if kind == "partial":
             req.params["_fault"] = kind  # applied by the handler (removeProspects)
@@ -118,6 +125,8 @@ class Simulator:
                 traceback.print_exc()
             resp, after = self.faults.answer(kind.removesuffix("-after"), self.sf.revoke, self.cx.revoke)
             return resp or Response(500, {"error": "simulator error"}), after
+        elif kind == "hold":
+            return self._held(name, handler, req)
         elif kind is not None and kind != "trickle":
             resp, after = self.faults.answer(kind, self.sf.revoke, self.cx.revoke)
             if resp is not None:
@@ -130,6 +139,24 @@ class Simulator:
         except Exception:  # the simulator answers as a broken server would, and says why on stderr
             traceback.print_exc()
             return Response(500, {"error": "simulator error"}), None
+
+    def _held(self, name: str, handler: Handler, req: Request) -> tuple[Response, Callable[[], None] | None]:
+        """The call takes effect; its answer waits for ``calls`` more calls matching ``until`` (a client
+        that waits for this answer before making them is found out after ``hold_seconds``)."""
+        rule = self.faults.holding[name]
+        released_at = self._calls(rule.until) + rule.calls
+        resp = handler(req)
+        deadline = time.monotonic() + self.faults.hold_seconds
+        while self._calls(rule.until) < released_at and time.monotonic() < deadline:
+            time.sleep(0.01)
+        outcome = "released" if self._calls(rule.until) >= released_at else "timed-out"
+        with self.faults.lock:
+            self.faults.fired[f"{name}:hold-{outcome}"] += 1
+        return resp, None
+
+    def _calls(self, pattern: str) -> int:
+        with self.lock:
+            return sum(n for route, n in self.stats.items() if fnmatch.fnmatchcase(route, pattern))
 
     # -- configuration a client needs -----------------------------------------------------------------
     def config_toml(self, *, api: str = "call-lists", state_path: str = "state/syncd.db",

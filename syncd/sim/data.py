@@ -152,3 +152,13 @@ def mutation(rng: random.Random, lead: dict[str, Any]) -> tuple[str, dict[str, A
     if kind == "delete":
         return kind, {"IsDeleted": True}
     return kind, {"DoNotCall": False, "Status": "Working - Contacted"}
+
+
+# The order the org's SystemModstamp index gives leads in (``SalesforceSim._candidates``).
+BY_STAMP = ("SystemModstamp", "Id")
+
+
+def frozen(lead: dict[str, Any]) -> dict[str, Any]:
+    """The lead as it is now: later edits (of it or of its owner) do not show in a query's later pages."""
+    owner = lead.get("Owner")
+    return {**lead, "Owner": dict(owner) if owner else None}

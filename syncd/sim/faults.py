@@ -27,6 +27,8 @@ probability); ``"after": K`` lets the first K matching calls through first. Kind
 ``redirect``       307 to ``redirect_to`` (a host nobody configured)
 ``cut-after``      ``cut``, but after the call took effect (an upload CXone took, its answer lost)
 ``badjson-after``  ``badjson``, after the call took effect
+``hold``           the real answer, held until ``calls`` more calls matching ``until`` have come in
+                   (at most ``hold_seconds``): whether the client goes on while it waits
 =================  ==============================================================================
 """
 
@@ -46,7 +48,8 @@ from syncd.sim.http import Response
 KINDS = ("cut-after", "badjson-after",
          "429", "429-bare", "500", "502", "503", "504", "drop", "slow", "badjson", "cut", "session", "locator",
          "limit", "concurrent", "query-timeout",
-         "unauthorized", "reject", "forbidden", "partial", "nonext", "deepjson", "bigpage", "trickle", "redirect")
+         "unauthorized", "reject", "forbidden", "partial", "nonext", "deepjson", "bigpage", "trickle", "redirect",
+         "hold")
 
 
 @dataclass
@@ -57,6 +60,8 @@ class Rule:
     rate: float | None = None
     rng: random.Random = field(default_factory=random.Random)
     after: int = 0
+    until: str = ""  # hold: the route pattern whose calls release the answer
+    calls: int = 0  # hold: how many of them
 
     def fires(self, route: str) -> bool:
         if not fnmatch.fnmatchcase(route, self.route):
@@ -92,6 +97,8 @@ class Faults:
         self.slow_seconds = 3.0
         self.trickle_seconds = 0.2
         self.redirect_to = "http://127.0.0.1:9/elsewhere"
+        self.hold_seconds = 30.0
+        self.holding: dict[str, Rule] = {}  # route -> the hold rule that fired last on it
         self.lock = threading.Lock()
 
     def add(self, spec: dict[str, Any]) -> Rule:
@@ -102,9 +109,11 @@ class Faults:
         rate = spec.get("rate")
         if (count is None) == (rate is None):
             raise ValueError("a fault needs exactly one of count or rate")
+        if kind == "hold" and not (spec.get("until") and int(spec.get("calls", 0)) > 0):
+            raise ValueError("a hold fault needs until (a route pattern) and calls (how many)")
         rule = Rule(str(spec.get("route", "*")), kind, None if count is None else int(count),
                     None if rate is None else float(rate), random.Random(spec.get("seed", 0)),
-                    int(spec.get("after", 0)))
+                    int(spec.get("after", 0)), str(spec.get("until", "")), int(spec.get("calls", 0)))
         with self.lock:
             self.rules.append(rule)
         return rule
@@ -118,6 +127,8 @@ class Faults:
             for rule in self.rules:
                 if rule.fires(route):
                     self.fired[f"{route}:{rule.kind}"] += 1
+                    if rule.kind == "hold":
+                        self.holding[route] = rule
                     return rule.kind
         return None
 

@@ -44,6 +44,7 @@ class Response:
     stream: Iterable[bytes] | None = None  # a large body, sent in pieces as they are made (chunked)
     declared_length: int | None = None  # a Content-Length other than the body's (an answer cut short)
     trickle: float = 0.0  # seconds between each byte of the body (a remote that sends one byte at a time)
+    not_before: float = 0.0  # time.monotonic() before which the answer is not sent (the call's latency)
 
 
 Handler = Callable[[Request], Response]
@@ -117,9 +118,11 @@ class Server:
                     self.close_connection = True
                     return
                 if resp.stream is not None:
+                    self._hold(resp)
                     self._send_stream(resp)
                     return
                 data = resp.raw if resp.raw is not None else b"" if resp.body is None else _encode(resp.body)
+                self._hold(resp)
                 self.send_response(resp.status)
                 if resp.raw is None and resp.body is not None:
                     self.send_header("Content-Type", "application/json;charset=UTF-8")
@@ -136,6 +139,12 @@ class Server:
                     self.wfile.write(data)
                 if resp.declared_length is not None:
                     self.close_connection = True  # the rest never comes
+
+            @staticmethod
+            def _hold(resp: Response) -> None:
+                wait = resp.not_before - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
 
             def _send_stream(self, resp: Response) -> None:
                 assert resp.stream is not None

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from syncd.sim import soql
-from syncd.sim.data import LEAD_FIELDS, USERS
+from syncd.sim.data import BY_STAMP, LEAD_FIELDS, USERS, frozen
 from syncd.sim.http import Request, Response, Router
 from syncd.sim.sfauth import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, TokenEndpoint
 from syncd.sim.sfbulk import BulkSim
@@ -40,7 +40,8 @@ def sf_error(status: int, code: str, message: str) -> Response:
 
 @dataclass
 class Locator:
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]]  # frozen leads, rendered a page at a time
+    fields: list[str]
     token: str
     last_used: datetime
     offset: int = 0  # the next page it serves
@@ -82,9 +83,10 @@ class SalesforceSim:
         self.by_stamp = sorted((lead["SystemModstamp"], lead_id) for lead_id, lead in self.leads.items())
 
     def _candidates(self, since: datetime | None) -> list[dict[str, Any]]:
-        if since is None:
-            return list(self.leads.values())
-        start = bisect.bisect_left(self.by_stamp, (since, ""))
+        """The leads from ``since`` on, in (SystemModstamp, Id) order (``BY_STAMP``), as the index gives them."""
+        if len(self.by_stamp) != len(self.leads):
+            self.reindex()
+        start = 0 if since is None else bisect.bisect_left(self.by_stamp, (since, ""))
         return [self.leads[lead_id] for _, lead_id in self.by_stamp[start:]]
 
     def routes(self, r: Router) -> None:
@@ -175,19 +177,18 @@ class SalesforceSim:
             include_deleted = req.path.rstrip("/").endswith("/queryAll")
             pool = [lead for lead in self._candidates(q.since) if include_deleted or not lead.get("IsDeleted")]
             try:
-                rows = soql.run(q, pool)
+                rows = soql.run(q, pool, BY_STAMP)
             except soql.SoqlError as e:
                 return self._limited(sf_error(400, e.code, str(e)))
             if self.timeout_rows and len(rows) > self.timeout_rows:
                 return self._limited(sf_error(400, "QUERY_TIMEOUT", "Your query request was running for too long."))
-            ver = req.params["ver"]
-            snapshot = [self._render(lead, q.fields, ver) for lead in rows]  # a snapshot: later edits do not show
+            snapshot = [frozen(lead) for lead in rows]  # a snapshot: later edits do not show
             self.queries += 1
-            return self._limited(self._serve(snapshot, 0, token, self._page_size(req), ver))
+            return self._limited(self._serve(snapshot, q.fields, 0, token, self._page_size(req), req.params["ver"]))
 
-    def _serve(self, rows: list[dict[str, Any]], offset: int, token: str, size: int, ver: str,
+    def _serve(self, rows: list[dict[str, Any]], fields: list[str], offset: int, token: str, size: int, ver: str,
                locator: str | None = None) -> Response:
-        page = rows[offset:offset + size]
+        page = [self._render(lead, fields, ver) for lead in rows[offset:offset + size]]
         done = offset + size >= len(rows)
         body: dict[str, Any] = {"totalSize": len(rows), "done": done, "records": page}
         if done:
@@ -198,7 +199,7 @@ class SalesforceSim:
             mine = [k for k, v in self.locators.items() if v.token == token]
             if len(mine) >= MAX_CURSORS:  # the user's oldest cursor is released
                 del self.locators[min(mine, key=lambda k: self.locators[k].last_used)]
-            self.locators[locator] = Locator(rows, token, self.now())
+            self.locators[locator] = Locator(rows, fields, token, self.now())
         loc = self.locators[locator]
         loc.offset, loc.last_used = offset + size, self.now()
         body["nextRecordsUrl"] = f"/services/data/v{ver}/query/{locator}-{offset + size}"
@@ -219,6 +220,6 @@ class SalesforceSim:
             if expired or not offset.isdigit() or loc is None:
                 self.locators.pop(locator_id, None)
                 return self._limited(sf_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator"))
-            return self._limited(self._serve(loc.rows, int(offset), token, self._page_size(req), req.params["ver"],
-                                             locator_id))
+            return self._limited(self._serve(loc.rows, loc.fields, int(offset), token, self._page_size(req),
+                                             req.params["ver"], locator_id))
 

@@ -24,7 +24,7 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from syncd.sim import soql
-from syncd.sim.data import LEAD_FIELDS
+from syncd.sim.data import BY_STAMP, LEAD_FIELDS, frozen
 from syncd.sim.http import Request, Response, Router
 
 if TYPE_CHECKING:
@@ -126,11 +126,11 @@ class BulkSim:
                 q = soql.parse(body["query"], LEAD_FIELDS)
                 include_deleted = body["operation"] == "queryAll"
                 pool = [lead for lead in self.sf._candidates(q.since) if include_deleted or not lead.get("IsDeleted")]
-                rows = soql.run(q, pool)
+                rows = soql.run(q, pool, BY_STAMP)
             except soql.SoqlError as e:
                 return self.sf._limited(sf_error(400, e.code, str(e)))
             job = Job("750SIM" + secrets.token_hex(6).upper(), body["operation"], req.params["ver"], q.fields,
-                      [{**lead, "Owner": dict(lead["Owner"]) if lead.get("Owner") else None} for lead in rows],
+                      [frozen(lead) for lead in rows],
                       time.monotonic() + self.delay)
             if self.fail_jobs > 0:
                 self.fail_jobs -= 1

@@ -354,8 +354,12 @@ def parse(text: str, fields: Sequence[str]) -> Query:
     return Parser(tokenize(text), fields).parse()
 
 
-def run(query: Query, records: Sequence[Record]) -> list[Record]:
+def run(query: Query, records: Sequence[Record], presorted: Sequence[str] = ()) -> list[Record]:
+    """The records the query selects, in its order. ``presorted`` names the (ascending, never null) fields
+    ``records`` are already ordered by, as an index would give them: an ORDER BY of exactly those is free."""
     rows = [r for r in records if query.where(r)]
+    if presorted and [(name, desc) for name, desc, _ in query.order] == [(name, False) for name in presorted]:
+        return rows[: query.limit] if query.limit is not None else rows
     for name, desc, nulls_last in reversed(query.order):
         present = [r for r in rows if get(r, name) is not None]
         absent = [r for r in rows if get(r, name) is None]
