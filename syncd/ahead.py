@@ -1,5 +1,6 @@
 """One fetch ahead: the next Salesforce page (or Bulk results chunk) is fetched on a background thread
-while the current one is applied, so the remote's latency and syncd's work overlap.
+while the current one is applied, so the remote's latency and syncd's work overlap. The loader uses
+one more for its CXone calls while pages are read (``syncd/load.py``).
 
 At most one fetch is in flight, so at most two pages (the one applied, the one arriving) are in memory.
 Nothing about resuming changes: the fetched page is only a value; its position is committed when the
@@ -23,24 +24,32 @@ T = TypeVar("T")
 
 
 class Ahead:
-    def __init__(self) -> None:
+    def __init__(self, thread_name: str = "syncd-fetch", landed: str | None = "page_fetched") -> None:
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future[object] | None = None
+        self._thread_name = thread_name
+        self._landed = landed  # the failpoint hit when a call has its answer, before anybody took it
 
     def start(self, fetch: Callable[..., T], *args: object) -> Future[T]:
         """Begin ``fetch(*args)`` in the background; the one before must have been taken."""
         assert self._pending is None or self._pending.done(), "one fetch ahead at most"
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-fetch")
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._thread_name)
 
         def run() -> T:
             value = fetch(*args)
-            failpoint("page_fetched")  # a crash with a page fetched and not applied: nothing of it was saved
+            if self._landed:
+                failpoint(self._landed)  # a crash with an answer that nobody took: nothing of it was saved
             return value
 
         future = self._pool.submit(run)
         self._pending = future  # type: ignore[assignment]
         return future
+
+    @property
+    def busy(self) -> bool:
+        """A call is still in flight."""
+        return self._pending is not None and not self._pending.done()
 
     def take(self, future: Future[T]) -> T:
         """The fetch's result (its exception raised here)."""

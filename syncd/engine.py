@@ -163,6 +163,7 @@ class Engine:
             status, error = "interrupted", "interrupted; the next start resumes"
             raise
         finally:
+            self.loader.close()
             row = self.store.finish_run(self.run_id, status, error, self.now())
         result = RunResult(run_id=self.run_id, status=status, error=error, read=row["read"], sent=row["sent"],
                            removed=row["removed"], skipped=row["skipped"], window_start=row["window_start"],

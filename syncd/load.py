@@ -1,6 +1,13 @@
 """The job pump: suppressions and removals first, then uploads up to ``max_in_flight``, polled in one
 loop; ack or fail.
 
+While pages are read (``pump(wait=False)``) the pump's CXone call, an upload or a round of polls, runs
+on a background thread (``Ahead``) and its answer is taken, and committed, at the next pump: reading
+never waits on CXone. One such call is in flight at most, and the main thread makes no CXone call while
+it is, so the sink's session and token have one user at a time. The answer is handled exactly as if
+the call had been made in line; a run that ends with one in flight takes its answer first, so an
+accepted upload's job id is kept.
+
 Every step is committed before the next remote call: the upload attempt before the upload, the
 job id the moment CXone returns it, the ack (members' acked hash = exactly what was sent) in one
 transaction with the batch's close. An upload whose answer is lost (cut, garbled) may have been
@@ -11,10 +18,12 @@ settles what CXone holds.
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 from datetime import timedelta
 
+from syncd.ahead import Ahead
 from syncd.context import RunContext
+from syncd.cxone import JobResult
 from syncd.cxone.setup import all_refused, setup_problem
 from syncd.errors import (
     AnswerCut,
@@ -27,14 +36,11 @@ from syncd.errors import (
 )
 from syncd.failpoints import failpoint
 from syncd.outbox import sendable_kinds
+from syncd.polls import PollSchedule
 from syncd.store import Batch
 from syncd.suppress import Suppressor
 
 log = logging.getLogger(__name__)
-# Job polling: the first poll after about a second (jobs can be quick), then doubling while every
-# job keeps waiting, up to MAX_POLL_GROWTH times cxone.poll_interval_seconds; back to the start when one closes.
-FIRST_POLL = 1.0
-MAX_POLL_GROWTH = 6.0
 # Polling is harmless to repeat, so a garbled or failed poll answer is tried again later in the run;
 # only this many in a row (each already retried by the HTTP layer) end the run.
 MAX_POLL_FAILURES = 5
@@ -49,8 +55,7 @@ UPLOAD_SLACK = timedelta(hours=1)
 class Loader:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
-        self._next_poll = 0.0
-        self._poll_wait = self._first_poll_wait()
+        self.polls = PollSchedule(ctx.cfg.cxone.poll_interval_seconds)
         self._poll_failures = 0
         self._lost: dict[str, int] = {}
         self.answer_lost = False  # an upload answer was lost this run: verification should settle it
@@ -61,11 +66,19 @@ class Loader:
         # another upload of this run is accepted: then they are the batches' fault, else the setup's.
         self._refused: dict[str, str] = {}
         self._accepted = False
+        self.courier = Ahead("syncd-cxone", landed="cxone_answered")
+        self._errand: Callable[[], None] | None = None  # takes and commits the answer of the call in flight
 
     def pump(self, wait: bool) -> None:
-        """Send staged batches while capacity allows and poll jobs; with ``wait``, until all are closed."""
+        """Send staged batches while capacity allows and poll jobs; with ``wait``, until all are closed.
+
+        Without ``wait`` one CXone call (an upload, or a round of polls) is begun in the background and
+        this returns; while it is in flight nothing else is sent."""
         ctx = self.ctx
         store = ctx.store
+        if self.courier.busy and not wait:
+            return
+        self._land()
         while True:
             submitted = store.batches("submitted")
             capacity = ctx.cfg.cxone.max_in_flight - len(submitted)
@@ -77,12 +90,18 @@ class Loader:
                 if batch.kind == "remove":
                     self._remove(batch)
                 elif capacity > 0:
-                    self._upload(batch)
+                    self._upload(batch, background=not wait)
+                    if self._errand is not None:
+                        return
                     capacity -= 1
             submitted = store.batches("submitted")
             ctx.progress.in_flight = len(submitted)
-            if submitted and time.monotonic() >= self._next_poll:
-                self._poll(submitted)
+            due = self.polls.due(submitted)
+            if due:
+                if not wait:
+                    self._poll_in_background(due)
+                    return
+                self._poll(due)
             if not wait:
                 return
             if not [b for b in store.batches("staged", "submitted") if b.id not in self._refused]:
@@ -91,15 +110,40 @@ class Loader:
                     raise SetupRejected(all_refused(ctx.cfg, len(self._refused), last))
                 return
             ctx.tick()
-            ctx.sleep(max(0.0, min(self._poll_wait, self._next_poll - time.monotonic())))
+            ctx.sleep(self.polls.wait())
 
-    def _upload(self, batch: Batch) -> None:
+    def _land(self) -> None:
+        """Take the answer of the call in flight (waiting for it) and commit what it says."""
+        errand, self._errand = self._errand, None
+        if errand is not None:
+            errand()
+
+    def close(self) -> None:
+        """End of the run: an answer still in flight is taken, so an accepted upload keeps its job id; a
+        failure there is only logged (the run has already ended, and the batch stays staged)."""
+        try:
+            self._land()
+        except Exception as e:
+            log.warning("the last CXone call of the run failed: %s", e)
+        finally:
+            self.courier.close()
+
+    def _upload(self, batch: Batch, background: bool = False) -> None:
         ctx = self.ctx
         rows = ctx.store.rows(batch.id)
         ctx.store.count_upload(batch.id)
         failpoint("before_upload")
+        if background:
+            future = self.courier.start(ctx.sink.upload, batch.file_name, rows)
+            self._errand = lambda: self._uploaded(batch, rows, lambda: self.courier.take(future))
+            return
+        self._uploaded(batch, rows, lambda: ctx.sink.upload(batch.file_name, rows))
+
+    def _uploaded(self, batch: Batch, rows: list[str], answer: Callable[[], str]) -> None:
+        """Commit an upload's answer (``answer`` returns its job id, or raises its failure)."""
+        ctx = self.ctx
         try:
-            job_id = ctx.sink.upload(batch.file_name, rows)
+            job_id = answer()
         except (RemoteRejected, SessionExpired) as e:  # a 401 here came back after a fresh token
             problem = setup_problem(ctx.cfg, e)
             if problem is not None or isinstance(e, SessionExpired):
@@ -129,9 +173,7 @@ class Loader:
                  extra={"event": "batch_uploaded", "batch_id": batch.id, "job_id": job_id,
                         "counts": {"rows": len(rows)}})
         failpoint("job_committed")
-        if time.monotonic() >= self._next_poll:
-            self._poll_wait = self._first_poll_wait()
-            self._next_poll = time.monotonic() + self._poll_wait
+        self.polls.submitted(batch.id)
 
     def _park_refused(self) -> None:
         """Another upload went through: the refused batches are refused for what they hold. A batch CXone
@@ -143,28 +185,40 @@ class Loader:
                                                       "counts": {"parked": parked}})
         self._refused.clear()
 
-    def _poll(self, submitted: list[Batch]) -> None:
+    def _poll_in_background(self, submitted: list[Batch]) -> None:
+        def statuses() -> list[JobResult | Exception]:
+            out: list[JobResult | Exception] = []
+            for batch in submitted:
+                assert batch.job_id is not None
+                try:
+                    out.append(self.ctx.sink.job_status(batch.job_id))
+                except Exception as e:  # raised where the main thread takes it, as if polled in line
+                    out.append(e)
+            return out
+
+        future = self.courier.start(statuses)
+        self._errand = lambda: self._poll(submitted, self.courier.take(future))
+
+    def _poll(self, submitted: list[Batch], answers: list[JobResult | Exception] | None = None) -> None:
+        """Poll each job (or take ``answers``, its polls made in the background) and close those done."""
         ctx = self.ctx
         failpoint("polling")
-        closed = 0
         timeout = timedelta(seconds=ctx.cfg.cxone.job_timeout_seconds)
-        for batch in submitted:
+        for i, batch in enumerate(submitted):
             assert batch.job_id is not None
             overdue = batch.submitted_at is not None and ctx.now() - batch.submitted_at > timeout
             try:
-                result = ctx.sink.job_status(batch.job_id)
+                result = ctx.sink.job_status(batch.job_id) if answers is None else _outcome(answers[i])
             except RemoteRejected as e:
                 if e.status != 404:
                     raise
                 # CXone forgot the job (expired, purged): its leads go again, they are not stuck behind it.
                 self._fail(batch, f"CXone no longer knows job {batch.job_id} (404)")
-                closed += 1
                 continue
             except TransientError as e:
                 if overdue:
                     self._fail(batch, f"job {batch.job_id} could not be polled within "
                                       f"{ctx.cfg.cxone.job_timeout_seconds:g}s (job_timeout_seconds): {e}")
-                    closed += 1
                     continue
                 self._poll_failures += 1
                 if self._poll_failures >= MAX_POLL_FAILURES:
@@ -177,21 +231,13 @@ class Loader:
                 ctx.store.ack_batch(batch.id, ctx.now(), ctx.sink.expires_on(sent))
                 log.info("job %s of batch %s completed", batch.job_id, batch.id,
                          extra={"event": "batch_acked", "batch_id": batch.id, "job_id": batch.job_id})
-                closed += 1
                 failpoint("ack_committed")
             elif result.state == "failed":
                 self._fail(batch, f"job {batch.job_id} failed: {result.detail}")
-                closed += 1
             elif overdue:
                 self._fail(batch, f"job {batch.job_id} did not complete within "
                                   f"{ctx.cfg.cxone.job_timeout_seconds:g}s")
-                closed += 1
-        base = ctx.cfg.cxone.poll_interval_seconds
-        self._poll_wait = self._first_poll_wait() if closed else min(self._poll_wait * 2, base * MAX_POLL_GROWTH)
-        self._next_poll = time.monotonic() + self._poll_wait
-
-    def _first_poll_wait(self) -> float:
-        return min(FIRST_POLL, self.ctx.cfg.cxone.poll_interval_seconds)
+        self.polls.polled(submitted)
 
     def _fail(self, batch: Batch, error: str) -> None:
         ctx = self.ctx
@@ -231,3 +277,9 @@ class Loader:
         if failed:
             log.warning("batch %s: %d leads not removed; they stay pending removal", batch.id, len(failed))
         failpoint("removal_committed")
+
+
+def _outcome(answer: JobResult | Exception) -> JobResult:
+    if isinstance(answer, Exception):
+        raise answer
+    return answer

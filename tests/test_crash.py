@@ -21,9 +21,9 @@ from syncd.sim.cxone import DNC_GROUP
 from tests.conftest import Env
 from tests.test_closed_loop import expected
 
-POINTS = ["page_fetched", "page_committed", "batch_staged", "before_upload", "upload_accepted", "job_committed",
-          "polling", "ack_committed", "before_suppress", "suppress_committed", "before_remove", "removal_committed",
-          "before_watermark", "after_watermark", "verify_downloaded"]
+POINTS = ["page_fetched", "page_committed", "batch_staged", "before_upload", "cxone_answered", "upload_accepted",
+          "job_committed", "polling", "ack_committed", "before_suppress", "suppress_committed", "before_remove",
+          "removal_committed", "before_watermark", "after_watermark", "verify_downloaded"]
 # Every run verifies the list (each is more than this long after the last) and Do Not Call numbers are
 # suppressed: the matrix covers the closed loop's boundaries too.
 CLOSED_LOOP = {"dnc_group_id": DNC_GROUP, "verify_every_hours": 0.0001}

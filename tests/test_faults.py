@@ -278,7 +278,9 @@ def test_cxone_token_endpoint_down_fails_the_run_and_keeps_what_was_read(faulty:
     first = faulty.sync(batch_size=100)
     assert first.status == "failed"
     assert first.error == "cxone POST /auth/token: 503: still failing after retries"
-    assert 0 < first.read < 600  # pages read before the first upload were committed
+    # What was read was committed; reading does not wait on CXone, so it may reach the window's end
+    # before the failed uploads end the run.
+    assert 0 < first.read <= 600
     assert status(faulty.config())["leads"]["tracked"] > 0
     faulty.sim.faults.clear()
     results = sync_until_ok(faulty)

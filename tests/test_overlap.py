@@ -1,0 +1,67 @@
+"""Reading never waits on CXone (issue 15): while pages are read, the pump's CXone call (an upload, a
+round of polls) runs in the background and its answer is committed at the next pump; a run that ends
+with a call in flight takes its answer first, so an accepted upload keeps its job id.
+
+The simulator's ``hold`` fault keeps an upload's answer until more Salesforce pages have been asked
+for: a client that waited for the answer before reading on would never ask, and the hold would end
+by its timeout instead."""
+
+from __future__ import annotations
+
+import pytest
+
+from syncd.store import Store
+from tests import oracle
+from tests.conftest import Env
+
+
+def test_pages_are_read_while_an_upload_waits_for_its_answer(env: Env) -> None:
+    env.sim.seed_leads(20_000, seed=3)  # ten pages of 2,000
+    # The first upload is begun after the first page (the CXone token first, in the background, while
+    # pages go on being read: a few more may be asked for before it arrives). Its answer waits until two
+    # more pages are asked for; pages that take a little while leave plenty to ask for.
+    env.sim.latency = {"sf.next": 0.1}
+    env.sim.faults.add({"route": "cxone.upload", "kind": "hold", "count": 1, "until": "sf.next", "calls": 2})
+    result = env.sync(batch_size=200)
+    assert result.ok, result.error
+    fired = env.sim.faults.fired
+    assert (fired["cxone.upload:hold-released"], fired["cxone.upload:hold-timed-out"]) == (1, 0)
+    assert env.list_phones() == oracle.expected(env.sim.leads())
+
+
+def test_jobs_are_polled_while_pages_are_read(env: Env) -> None:
+    """Once max_in_flight jobs are out, the pump polls them between pages; the poll's answer waits
+    for one more page to be asked for."""
+    env.sim.seed_leads(20_000, seed=6)  # ten pages; about one batch of 1,000 staged per page
+    env.sim.latency = {"sf.next": 0.2}  # pages slow enough for the first jobs to be due a poll
+    env.sim.faults.add({"route": "cxone.job", "kind": "hold", "count": 1, "until": "sf.next", "calls": 1})
+    result = env.sync(batch_size=1000)
+    assert result.ok, result.error
+    fired = env.sim.faults.fired
+    assert (fired["cxone.job:hold-released"], fired["cxone.job:hold-timed-out"]) == (1, 0)
+    assert env.list_phones() == oracle.expected(env.sim.leads())
+
+
+def test_a_run_stopped_with_an_upload_in_flight_keeps_its_job_id(env: Env) -> None:
+    env.sim.seed_leads(10_000, seed=4)
+    env.sim.faults.hold_seconds = 1.0
+    # Nothing releases the hold: the answer comes after a second, when the run has been told to stop.
+    env.sim.faults.add({"route": "cxone.upload", "kind": "hold", "count": 1, "until": "sim.never", "calls": 1})
+    first = env.sync(batch_size=200, should_stop=lambda: env.sim.stats["cxone.upload"] >= 1)
+    assert first.status == "interrupted"
+    assert env.sim.faults.fired["cxone.upload:hold-timed-out"] == 1
+    [held] = env.sim.cx.uploads
+    store = Store(env.tmp / "state" / "syncd.db", readonly=True)
+    try:
+        assert [b.job_id for b in store.batches("submitted")] == [held["jobId"]]
+    finally:
+        store.close()
+    second = env.sync(batch_size=200)
+    assert second.ok, second.error
+    assert [u["fileName"] for u in env.sim.cx.uploads].count(held["fileName"]) == 1  # polled, not sent again
+    assert env.list_phones() == oracle.expected(env.sim.leads())
+
+
+def test_a_hold_fault_names_what_releases_it(env: Env) -> None:
+    with pytest.raises(ValueError, match="until"):
+        env.sim.faults.add({"route": "cxone.upload", "kind": "hold", "count": 1})

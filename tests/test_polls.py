@@ -1,0 +1,89 @@
+"""Each CXone job's poll schedule (``syncd/polls.py``), on an injected clock."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from syncd.polls import PollSchedule
+from syncd.store import Batch
+
+STEP = 1 / 64  # exact in binary: the ages below add up without rounding
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def batch(batch_id: str) -> Batch:
+    return Batch(id=batch_id, kind="upsert", state="submitted", file_name=f"{batch_id}.csv", rows=1,
+                 job_id=f"job-{batch_id}", uploads=1, submitted_at=None, error=None)
+
+
+def poll_ages(schedule: PollSchedule, clock: Clock, b: Batch, until: float) -> list[float]:
+    """The ages at which the job is polled, stepping the clock STEP s at a time."""
+    start, ages = clock.t, []
+    while clock.t - start < until:
+        if schedule.due([b]):
+            ages.append(clock.t - start)
+            schedule.polled([b])
+        clock.t += STEP
+    return ages
+
+
+def test_a_job_is_polled_a_second_after_its_upload_then_at_half_its_age() -> None:
+    clock = Clock()
+    schedule = PollSchedule(5.0, clock)
+    b = batch("b1")
+    schedule.submitted("b1")
+    ages = poll_ages(schedule, clock, b, 200)
+    assert ages[:5] == [1.0, 2.0, 3.0, 4.5, 6.75]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ages)]
+    assert max(gaps) == pytest.approx(30.0, abs=STEP)  # at most 6 x poll_interval_seconds apart
+    assert len(ages) < 20
+
+
+def test_a_short_poll_interval_is_the_first_wait_and_bounds_the_growth() -> None:
+    clock = Clock()
+    schedule = PollSchedule(0.2, clock)
+    schedule.submitted("b1")
+    ages = poll_ages(schedule, clock, batch("b1"), 10)
+    assert ages[0] == pytest.approx(0.2, abs=STEP)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ages)]
+    assert max(gaps) == pytest.approx(1.2, abs=STEP)
+
+
+def test_a_job_of_an_earlier_run_is_due_at_once() -> None:
+    clock = Clock()
+    schedule = PollSchedule(5.0, clock)
+    old = batch("old")
+    assert schedule.due([old]) == [old]
+    schedule.polled([old])
+    assert schedule.due([old]) == []
+    assert schedule.wait() == pytest.approx(1.0)
+
+
+def test_each_job_has_its_own_schedule() -> None:
+    """A job uploaded late is polled a second after its upload, not on the old job's long wait."""
+    clock = Clock()
+    schedule = PollSchedule(5.0, clock)
+    old, new = batch("old"), batch("new")
+    schedule.submitted("old")
+    poll_ages(schedule, clock, old, 60)  # the old job is now polled about every 30 s
+    schedule.submitted("new")
+    assert schedule.wait() == pytest.approx(1.0)
+    clock.t += 1.0
+    assert schedule.due([old, new]) == [new]
+
+
+def test_jobs_no_longer_submitted_are_forgotten() -> None:
+    clock = Clock()
+    schedule = PollSchedule(5.0, clock)
+    schedule.submitted("done")
+    assert schedule.due([]) == []
+    assert schedule.wait() == 1.0  # nothing known: the first wait
