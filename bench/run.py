@@ -231,15 +231,18 @@ def main() -> int:
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d} with `{command}` (`python bench/run.py"
         f"{' --small' if args.small else ''}`) in {time.monotonic() - started:.0f} s.", "",
         f"Machine: {machine()}.", "",
-        "syncd runs with its defaults (batches of 5,000, 4 jobs in flight, polls from 5 s growing, `read_api = "
+        "syncd runs with its defaults (batches of 5,000, 4 jobs in flight, each polled a second after its upload "
+        "and then at half its age, `read_api = "
         "\"auto\"`: a Bulk API job for the initial sync, REST pages for small windows) unless the read API column "
         "says otherwise; the baseline "
         "is `bench/baseline.py`, the tutorial's approach (everything in memory, chunks of 500 uploaded one at a time, "
         "each polled every 5 s to completion, every lead re-sent every run) with syncd's own transform and sink. "
         f"Realistic latency: {SF_LATENCY * 1000:.0f} ms per Salesforce call (query page, Bulk call), "
         f"{CX_LATENCY * 1000:.0f} ms per CXone call, CXone jobs complete {JOB_DELAY:g} s after upload, Bulk query "
-        f"jobs {BULK_DELAY:g} s after they are made. The floor of a latency run is the time its remote calls alone "
-        "need when overlapped perfectly (every Salesforce call's latency in turn, the Bulk job's delay, then the "
+        f"jobs {BULK_DELAY:g} s after they are made; a call's latency is its whole answer time, the simulator's "
+        "own work included (the simulator holds the answer until then), as a remote's would be. "
+        "The floor of a latency run is the time its remote calls alone need when overlapped perfectly (every "
+        "Salesforce call's latency in turn, the Bulk job's delay, then the "
         "last CXone upload, its job's delay and one poll); syncd's wall time is next to it. "
         "Figures are for the client process only (wall, user+sys CPU, peak RSS); calls and bytes are what the "
         "simulator received.", "",
