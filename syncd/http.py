@@ -6,6 +6,7 @@ jittered exponential backoff); what is left after it is mapped once, here, to th
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
@@ -114,7 +115,9 @@ class TimeoutSession(requests.Session):
 def read_whole(resp: requests.Response, deadline: float = float("inf"), max_bytes: int = MAX_ANSWER_BYTES) -> None:
     """Read a streamed answer's whole body now, as ``stream=False`` would, failing the same way, within
     ``deadline`` (monotonic) and ``max_bytes``."""
-    parts: list[bytes] = []
+    # BytesIO, not a list joined at the end: getvalue() hands over its buffer without a copy, so a Bulk
+    # chunk of 12 MB peaks at about 13 MB, not 24.
+    body = io.BytesIO()
     size = 0
     try:
         while True:
@@ -128,7 +131,7 @@ def read_whole(resp: requests.Response, deadline: float = float("inf"), max_byte
             if size > max_bytes:
                 resp.close()
                 raise AnswerTooLarge()
-            parts.append(chunk)
+            body.write(chunk)
     except urllib3.exceptions.ReadTimeoutError as e:
         resp.close()
         raise requests.exceptions.ConnectionError(e, request=resp.request) from e
@@ -139,7 +142,7 @@ def read_whole(resp: requests.Response, deadline: float = float("inf"), max_byte
         resp.close()
         raise requests.exceptions.ChunkedEncodingError(e, request=resp.request) from e
     # What Response.content caches (the connection went back to the pool when the body ended).
-    resp._content = b"".join(parts)
+    resp._content = body.getvalue()
     resp.content  # noqa: B018 - reading it once marks the body consumed, as requests does
 
 

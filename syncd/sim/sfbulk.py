@@ -1,8 +1,8 @@
 """Simulated Salesforce Bulk API 2.0 query jobs (API-CONTRACTS.md, "Bulk API 2.0 query").
 
 - ``POST /services/data/v{ver}/jobs/query`` ``{"operation": "query" | "queryAll", "query": SOQL}`` creates a
-  job (``UploadComplete``); its rows are the org as it is then. It is ``InProgress`` for ``delay`` seconds,
-  then ``JobComplete``, or ``Failed`` with an ``errorMessage`` when ``fail_jobs`` > 0 (one per job).
+  job (``UploadComplete``); its rows are the org as it is then. It is ``InProgress`` for ``delay`` seconds
+  from its creation, then ``JobComplete``, or ``Failed`` with an ``errorMessage`` when ``fail_jobs`` > 0 (one per job).
 - ``GET .../jobs/query/{id}``: the job's state.
 - ``GET .../jobs/query/{id}/results?maxRecords=N[&locator=L]``: one chunk as CSV (a header row of the
   columns in the order asked, ``true``/``false``, ``...Z`` datetimes, empty for null); ``Sforce-Locator``
@@ -107,6 +107,8 @@ class BulkSim:
     def create(self, req: Request) -> Response:
         from syncd.sim.salesforce import sf_error
 
+        # The job's processing time runs from its creation, the simulator's own query work included.
+        ready_at = time.monotonic() + self.delay
         with self.sf.lock:
             refused = self._call(req)
             if refused:
@@ -131,7 +133,7 @@ class BulkSim:
                 return self.sf._limited(sf_error(400, e.code, str(e)))
             job = Job("750SIM" + secrets.token_hex(6).upper(), body["operation"], req.params["ver"], q.fields,
                       [frozen(lead) for lead in rows],
-                      time.monotonic() + self.delay)
+                      ready_at)
             if self.fail_jobs > 0:
                 self.fail_jobs -= 1
                 job.error, job.rows = "InternalServerError: the query job failed (simulated)", []
