@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import time
 from typing import Any
@@ -56,6 +57,9 @@ def sim(
         except ValueError as e:
             say(f"syncd: --fault {spec!r}: {e}")
             raise typer.Exit(EXIT_USAGE) from None
+    # The seeded org lives as long as this process: the collector need not walk it again and again (at a
+    # million leads that walk was most of the time a query's snapshot took).
+    gc.freeze()
     url = simulator.start()
     lines = [f"# simulator: Salesforce, CXone call-lists and contacts-batch at {url}",
              f"# control surface: {url}/_sim/info (leads, list, uploads, stats)",

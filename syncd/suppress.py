@@ -40,7 +40,9 @@ class Suppressor:
         if self.group is None or self.stalled:
             return
         store = self.ctx.store
-        while phones := store.to_suppress(CHUNK):
+        after = ""
+        while phones := store.to_suppress(CHUNK, after):
+            after = phones[-1]
             failpoint("before_suppress")
             added, failed = self.group.add(phones)
             store.suppressed(added, self.ctx.run_id, self.ctx.now())
@@ -52,7 +54,9 @@ class Suppressor:
                           self.group.group_id, len(failed))
                 self.stalled = True
                 return
-        while phones := store.to_release(CHUNK):
+        after = ""
+        while phones := store.to_release(CHUNK, after):
+            after = phones[-1]
             released, failed = self.group.expire(phones)
             store.released(released)
             log.info("released %d numbers no lead needs suppressed any more", len(released))

@@ -17,11 +17,14 @@ _TO_RELEASE = "SELECT s.phone FROM suppressions s WHERE NOT EXISTS (SELECT 1 FRO
 
 
 class SuppressQueries(Database):
-    def to_suppress(self, limit: int) -> list[str]:
-        return [r[0] for r in self.conn.execute(_TO_ADD + " ORDER BY k.phone LIMIT ?", (limit,))]
+    def to_suppress(self, limit: int, after: str = "") -> list[str]:
+        """The next numbers to add, in order, from just after ``after`` (the last one of the chunk before:
+        each chunk reads on from there instead of scanning the ones already added again)."""
+        return [r[0] for r in self.conn.execute(_TO_ADD + " AND k.phone > ? ORDER BY k.phone LIMIT ?", (after, limit))]
 
-    def to_release(self, limit: int) -> list[str]:
-        return [r[0] for r in self.conn.execute(_TO_RELEASE + " ORDER BY s.phone LIMIT ?", (limit,))]
+    def to_release(self, limit: int, after: str = "") -> list[str]:
+        return [r[0] for r in self.conn.execute(_TO_RELEASE + " AND s.phone > ? ORDER BY s.phone LIMIT ?",
+                                                (after, limit))]
 
     def count_to_suppress(self) -> int:
         return int(self._value(f"SELECT count(*) FROM ({_TO_ADD})"))  # noqa: S608 - fixed SQL
