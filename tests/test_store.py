@@ -261,3 +261,25 @@ def test_staging_a_removal_carries_no_rows(store: Store) -> None:
     assert store.stage_pending("r1", "remove", "r.csv", 10, run, T) == 1
     assert store.members("r1") == [Member("L1", None, None)]
     assert pending(store, "remove") == []
+
+
+def test_numbers_to_suppress_are_read_on_from_the_last_one_in_order(store: Store) -> None:
+    """Each chunk reads on after the last number of the chunk before (none twice, none left out), and a
+    number already in the DNC group is not offered again."""
+    phones = [f"+1555{n:07d}" for n in range(1234)]
+    with store.transaction() as c:
+        c.executemany("INSERT INTO dnc_links (phone, lead_id, since) VALUES (?, ?, NULL)",
+                      [(p, f"00Q{i:015d}") for i, p in enumerate(phones)]
+                      + [(phones[7], "00Q999999999999999")])  # two leads share one number
+    store.suppressed(phones[100:200], None, T)
+    chunks, after = [], ""
+    while chunk := store.to_suppress(500, after):
+        chunks.append(chunk)
+        after = chunk[-1]
+    assert [len(c) for c in chunks] == [500, 500, 134]
+    assert [p for c in chunks for p in c] == phones[:100] + phones[200:]
+    assert store.to_release(500) == []
+    with store.transaction() as c:
+        c.execute("DELETE FROM dnc_links WHERE phone IN (?, ?)", (phones[150], phones[160]))
+    assert store.to_release(1) == [phones[150]]
+    assert store.to_release(1, after=phones[150]) == [phones[160]]
