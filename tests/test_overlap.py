@@ -15,30 +15,21 @@ from tests import oracle
 from tests.conftest import Env
 
 
-def test_pages_are_read_while_an_upload_waits_for_its_answer(env: Env) -> None:
+# The first upload is begun after the first page (the CXone token first, in the background, while pages
+# go on being read: a few more may be asked for before it arrives); its answer waits until two more pages
+# are asked for. Polls come once max_in_flight jobs are out (about one batch of 1,000 is staged per page),
+# with pages slow enough for the first jobs to be due; the poll's answer waits for one more page.
+@pytest.mark.parametrize(("route", "calls", "batch_size", "page_seconds"), [
+    ("cxone.upload", 2, 200, 0.1), ("cxone.job", 1, 1000, 0.2)], ids=["upload", "poll"])
+def test_pages_are_read_while_a_cxone_call_waits_for_its_answer(env: Env, route: str, calls: int, batch_size: int,
+                                                               page_seconds: float) -> None:
     env.sim.seed_leads(20_000, seed=3)  # ten pages of 2,000
-    # The first upload is begun after the first page (the CXone token first, in the background, while
-    # pages go on being read: a few more may be asked for before it arrives). Its answer waits until two
-    # more pages are asked for; pages that take a little while leave plenty to ask for.
-    env.sim.latency = {"sf.next": 0.1}
-    env.sim.faults.add({"route": "cxone.upload", "kind": "hold", "count": 1, "until": "sf.next", "calls": 2})
-    result = env.sync(batch_size=200)
+    env.sim.latency = {"sf.next": page_seconds}
+    env.sim.faults.add({"route": route, "kind": "hold", "count": 1, "until": "sf.next", "calls": calls})
+    result = env.sync(batch_size=batch_size)
     assert result.ok, result.error
     fired = env.sim.faults.fired
-    assert (fired["cxone.upload:hold-released"], fired["cxone.upload:hold-timed-out"]) == (1, 0)
-    assert env.list_phones() == oracle.expected(env.sim.leads())
-
-
-def test_jobs_are_polled_while_pages_are_read(env: Env) -> None:
-    """Once max_in_flight jobs are out, the pump polls them between pages; the poll's answer waits
-    for one more page to be asked for."""
-    env.sim.seed_leads(20_000, seed=6)  # ten pages; about one batch of 1,000 staged per page
-    env.sim.latency = {"sf.next": 0.2}  # pages slow enough for the first jobs to be due a poll
-    env.sim.faults.add({"route": "cxone.job", "kind": "hold", "count": 1, "until": "sf.next", "calls": 1})
-    result = env.sync(batch_size=1000)
-    assert result.ok, result.error
-    fired = env.sim.faults.fired
-    assert (fired["cxone.job:hold-released"], fired["cxone.job:hold-timed-out"]) == (1, 0)
+    assert (fired[f"{route}:hold-released"], fired[f"{route}:hold-timed-out"]) == (1, 0)
     assert env.list_phones() == oracle.expected(env.sim.leads())
 
 
