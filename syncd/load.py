@@ -185,30 +185,33 @@ class Loader:
                                                       "counts": {"parked": parked}})
         self._refused.clear()
 
-    def _poll_in_background(self, submitted: list[Batch]) -> None:
-        def statuses() -> list[JobResult | Exception]:
-            out: list[JobResult | Exception] = []
-            for batch in submitted:
-                assert batch.job_id is not None
-                try:
-                    out.append(self.ctx.sink.job_status(batch.job_id))
-                except Exception as e:  # raised where the main thread takes it, as if polled in line
-                    out.append(e)
-            return out
+    def _statuses(self, submitted: list[Batch]) -> list[JobResult | Exception]:
+        """Each job's state, or the failure of its poll (raised where the answers are taken)."""
+        out: list[JobResult | Exception] = []
+        for batch in submitted:
+            assert batch.job_id is not None
+            try:
+                out.append(self.ctx.sink.job_status(batch.job_id))
+            except Exception as e:
+                out.append(e)
+        return out
 
-        future = self.courier.start(statuses)
+    def _poll_in_background(self, submitted: list[Batch]) -> None:
+        future = self.courier.start(self._statuses, submitted)
         self._errand = lambda: self._poll(submitted, self.courier.take(future))
 
     def _poll(self, submitted: list[Batch], answers: list[JobResult | Exception] | None = None) -> None:
         """Poll each job (or take ``answers``, its polls made in the background) and close those done."""
         ctx = self.ctx
         failpoint("polling")
+        if answers is None:
+            answers = self._statuses(submitted)
         timeout = timedelta(seconds=ctx.cfg.cxone.job_timeout_seconds)
-        for i, batch in enumerate(submitted):
+        for batch, answer in zip(submitted, answers, strict=True):
             assert batch.job_id is not None
             overdue = batch.submitted_at is not None and ctx.now() - batch.submitted_at > timeout
             try:
-                result = ctx.sink.job_status(batch.job_id) if answers is None else _outcome(answers[i])
+                result = _outcome(answer)
             except RemoteRejected as e:
                 if e.status != 404:
                     raise
