@@ -3,10 +3,11 @@ loop; ack or fail.
 
 While pages are read (``pump(wait=False)``) the pump's CXone call, an upload or a round of polls, runs
 on a background thread (``Ahead``) and its answer is taken, and committed, at the next pump: reading
-never waits on CXone. One such call is in flight at most, and the main thread makes no CXone call while
-it is, so the sink's session and token have one user at a time. The answer is handled exactly as if
-the call had been made in line; a run that ends with one in flight takes its answer first, so an
-accepted upload's job id is kept.
+never waits on CXone. An accepted upload's job id is the exception: the background thread commits it
+on a connection of its own the moment CXone returns it, as the call made in line would. One such call
+is in flight at most, and the main thread makes no CXone call while it is, so the sink's session and
+token have one user at a time. The answer is handled exactly as if the call had been made in line; a
+run that ends with one in flight takes its answer first.
 
 Every step is committed before the next remote call: the upload attempt before the upload, the
 job id the moment CXone returns it, the ack (members' acked hash = exactly what was sent) in one
@@ -37,7 +38,7 @@ from syncd.errors import (
 from syncd.failpoints import failpoint
 from syncd.outbox import sendable_kinds
 from syncd.polls import PollSchedule
-from syncd.store import Batch
+from syncd.store import Batch, Store
 from syncd.suppress import Suppressor
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Loader:
         self._accepted = False
         self.courier = Ahead("syncd-cxone", landed="cxone_answered")
         self._errand: Callable[[], None] | None = None  # takes and commits the answer of the call in flight
+        self._store: Store | None = None  # the courier's connection to the state
 
     def pump(self, wait: bool) -> None:
         """Send staged batches while capacity allows and poll jobs; with ``wait``, until all are closed.
@@ -127,6 +129,9 @@ class Loader:
             log.warning("the last CXone call of the run failed: %s", e)
         finally:
             self.courier.close()
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
     def _upload(self, batch: Batch, background: bool = False) -> None:
         ctx = self.ctx
@@ -134,13 +139,32 @@ class Loader:
         ctx.store.count_upload(batch.id)
         failpoint("before_upload")
         if background:
-            future = self.courier.start(ctx.sink.upload, batch.file_name, rows)
-            self._errand = lambda: self._uploaded(batch, rows, lambda: self.courier.take(future))
+            future = self.courier.start(self._send, batch, rows)
+            self._errand = lambda: self._uploaded(batch, rows, lambda: self.courier.take(future), committed=True)
             return
         self._uploaded(batch, rows, lambda: ctx.sink.upload(batch.file_name, rows))
 
-    def _uploaded(self, batch: Batch, rows: list[str], answer: Callable[[], str]) -> None:
-        """Commit an upload's answer (``answer`` returns its job id, or raises its failure)."""
+    def _send(self, batch: Batch, rows: list[str]) -> str:
+        """The background upload: CXone's job id is committed the moment it comes back, on the courier's
+        own connection, so a crash before the main thread takes the answer does not send the batch again."""
+        job_id = self.ctx.sink.upload(batch.file_name, rows)
+        self._submitted(batch, job_id, self._courier_store())
+        return job_id
+
+    def _courier_store(self) -> Store:
+        if self._store is None:  # opened on the courier's thread, which alone uses it
+            main = self.ctx.store
+            self._store = Store(main.path, create=False, busy_timeout=main.busy_timeout)
+        return self._store
+
+    def _submitted(self, batch: Batch, job_id: str, store: Store) -> None:
+        failpoint("upload_accepted")
+        store.mark_submitted(batch.id, job_id, self.ctx.now(), self.ctx.run_id)
+        failpoint("job_committed")
+
+    def _uploaded(self, batch: Batch, rows: list[str], answer: Callable[[], str], committed: bool = False) -> None:
+        """Commit an upload's answer (``answer`` returns its job id, or raises its failure); with
+        ``committed`` the courier has saved the job id already."""
         ctx = self.ctx
         try:
             job_id = answer()
@@ -164,15 +188,14 @@ class Loader:
                 raise
             log.warning("upload of batch %s: %s; sending the same batch again", batch.id, e)
             return
-        failpoint("upload_accepted")
-        ctx.store.mark_submitted(batch.id, job_id, ctx.now(), ctx.run_id)
+        if not committed:
+            self._submitted(batch, job_id, ctx.store)
         self._accepted = True
         self._park_refused()
         ctx.progress.sent += len(rows)
         log.info("uploaded batch %s (%d leads) as job %s", batch.id, len(rows), job_id,
                  extra={"event": "batch_uploaded", "batch_id": batch.id, "job_id": job_id,
                         "counts": {"rows": len(rows)}})
-        failpoint("job_committed")
         self.polls.submitted(batch.id)
 
     def _park_refused(self) -> None:

@@ -1,6 +1,7 @@
 """Reading never waits on CXone (issue 15): while pages are read, the pump's CXone call (an upload, a
-round of polls) runs in the background and its answer is committed at the next pump; a run that ends
-with a call in flight takes its answer first, so an accepted upload keeps its job id.
+round of polls) runs in the background and its answer is committed at the next pump (an accepted
+upload's job id at once, by the background thread); a run that ends with a call in flight takes its
+answer first, so an accepted upload keeps its job id.
 
 The simulator's ``hold`` fault keeps an upload's answer until more Salesforce pages have been asked
 for: a client that waited for the answer before reading on would never ask, and the hold would end
@@ -13,6 +14,7 @@ import pytest
 from syncd.store import Store
 from tests import oracle
 from tests.conftest import Env
+from tests.test_crash import syncd_sync
 
 
 # The first upload is begun after the first page (the CXone token first, in the background, while pages
@@ -56,3 +58,22 @@ def test_a_run_stopped_with_an_upload_in_flight_keeps_its_job_id(env: Env) -> No
 def test_a_hold_fault_names_what_releases_it(env: Env) -> None:
     with pytest.raises(ValueError, match="until"):
         env.sim.faults.add({"route": "cxone.upload", "kind": "hold", "count": 1})
+
+
+def test_a_crash_before_the_answer_is_taken_keeps_the_job_id(env: Env) -> None:
+    """The background thread commits an accepted upload's job id itself: killed before the main thread
+    takes the answer (``cxone_answered``), the batch is not sent again."""
+    env.sim.seed_leads(10_000, seed=5)
+    env.write_config(batch_size=200)
+    killed = syncd_sync(env, SYNCD_FAILPOINTS="cxone_answered:1")
+    assert killed.returncode == 137, killed.stderr
+    [first] = env.sim.cx.uploads  # the first background call is an upload: no job was out to poll
+    store = Store(env.tmp / "state" / "syncd.db", readonly=True)
+    try:
+        assert [b.job_id for b in store.batches("submitted")] == [first["jobId"]]
+    finally:
+        store.close()
+    again = syncd_sync(env)
+    assert again.returncode == 0, again.stderr
+    assert [u["fileName"] for u in env.sim.cx.uploads].count(first["fileName"]) == 1
+    assert env.list_phones() == oracle.expected(env.sim.leads())
