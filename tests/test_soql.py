@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncd.sim import soql as sim_soql
 from syncd.sim.data import LEAD_FIELDS
@@ -129,3 +132,40 @@ def test_the_index_floor_is_a_true_conjunct_and_never_hides_a_row(where: str, fl
     sim = SalesforceSim(now=lambda: T, lock=__import__("threading").RLock(), leads={r["Id"]: r for r in ROWS})
     sim.reindex()
     assert sim_soql.run(q, sim._candidates(q.since)) == sim_soql.run(q, ROWS)
+
+
+@pytest.mark.parametrize(("where", "expected"), [
+    ("SystemModstamp < 2024-05-15T10:30:03.400Z", (None, SECOND + timedelta(seconds=3))),
+    ("SystemModstamp >= 2024-05-15T10:30:01Z AND SystemModstamp < 2024-05-15T10:30:03Z",
+     (SECOND + timedelta(seconds=1), SECOND + timedelta(seconds=3))),
+    ("SystemModstamp > 2024-05-15T10:30:01.5Z AND SystemModstamp <= 2024-05-15T10:30:03Z",
+     (SECOND + timedelta(seconds=2), SECOND + timedelta(seconds=4))),
+    ("SystemModstamp >= 2024-05-15T12:30:01+02:00", (SECOND + timedelta(seconds=1), None)),
+    ("SystemModstamp < 2024-05-15T10:30:03Z AND Status = 'Open'", None),
+    ("SystemModstamp = 2024-05-15T10:30:03Z", None),
+    ("(SystemModstamp < 2024-05-15T10:30:03Z)", None),
+    ("NOT SystemModstamp < 2024-05-15T10:30:03Z", None),
+    ("SystemModstamp < 2024-05-15T10:30:03Z OR SystemModstamp > 2024-05-15T10:30:05Z", None),
+    ("SystemModstamp < 2024-05-15", None),
+])
+def test_a_where_of_only_modstamp_bounds_is_a_range(where: str, expected: object) -> None:
+    assert sim_soql.parse(f"SELECT Id FROM Lead WHERE {where}", LEAD_FIELDS).stamp_range == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(bounds=st.lists(st.tuples(st.sampled_from([">=", ">", "<", "<="]), st.integers(0, 6), st.integers(0, 999)),
+                       min_size=1, max_size=3),
+       stamps=st.lists(st.one_of(st.none(), st.tuples(st.integers(0, 6), st.integers(0, 999))), max_size=12))
+def test_the_range_selects_exactly_what_the_predicate_does(bounds: list[tuple[str, int, int]],
+                                                           stamps: list[tuple[int, int] | None]) -> None:
+    where = " AND ".join(f"SystemModstamp {op} {literal(SECOND + timedelta(seconds=s, milliseconds=ms))}"
+                         for op, s, ms in bounds)
+    q = sim_soql.parse(f"SELECT Id FROM Lead WHERE {where}", LEAD_FIELDS)
+    assert q.stamp_range is not None
+    rows = [row(i, SystemModstamp=None if st_ is None else SECOND + timedelta(seconds=st_[0], milliseconds=st_[1]))
+            for i, st_ in enumerate(stamps)]
+    assert sim_soql.run(q, rows) == sim_soql.run(replace(q, stamp_range=None), rows)
+
+
+def literal(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from syncd.sim import soql
-from syncd.sim.data import BY_STAMP, LEAD_FIELDS, USERS, frozen
+from syncd.sim.data import BY_STAMP, LEAD_FIELDS, USERS, snapshot
 from syncd.sim.http import Request, Response, Router
 from syncd.sim.sfauth import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, TokenEndpoint
 from syncd.sim.sfbulk import BulkSim
@@ -182,9 +182,9 @@ class SalesforceSim:
                 return self._limited(sf_error(400, e.code, str(e)))
             if self.timeout_rows and len(rows) > self.timeout_rows:
                 return self._limited(sf_error(400, "QUERY_TIMEOUT", "Your query request was running for too long."))
-            snapshot = [frozen(lead) for lead in rows]  # a snapshot: later edits do not show
+            frozen_rows = snapshot(rows)  # later edits do not show
             self.queries += 1
-            return self._limited(self._serve(snapshot, q.fields, 0, token, self._page_size(req), req.params["ver"]))
+            return self._limited(self._serve(frozen_rows, q.fields, 0, token, self._page_size(req), req.params["ver"]))
 
     def _serve(self, rows: list[dict[str, Any]], fields: list[str], offset: int, token: str, size: int, ver: str,
                locator: str | None = None) -> Response:

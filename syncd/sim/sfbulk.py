@@ -24,7 +24,7 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from syncd.sim import soql
-from syncd.sim.data import BY_STAMP, LEAD_FIELDS, frozen
+from syncd.sim.data import BY_STAMP, LEAD_FIELDS, snapshot
 from syncd.sim.http import Request, Response, Router
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ class BulkSim:
             except soql.SoqlError as e:
                 return self.sf._limited(sf_error(400, e.code, str(e)))
             job = Job("750SIM" + secrets.token_hex(6).upper(), body["operation"], req.params["ver"], q.fields,
-                      [frozen(lead) for lead in rows],
+                      snapshot(rows),
                       ready_at)
             if self.fail_jobs > 0:
                 self.fail_jobs -= 1
