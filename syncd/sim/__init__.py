@@ -134,6 +134,8 @@ class Simulator:
             resp = handler(req)
             if kind == "trickle":
                 resp.trickle = self.faults.trickle_seconds
+            if kind == "decoy":
+                _decoy(resp)
             return resp, None
         except Exception:  # the simulator answers as a broken server would, and says why on stderr
             traceback.print_exc()
@@ -362,3 +364,10 @@ class Simulator:
             job.cancelled = True
             return Response(200, {"cancelled": job.job_id})
 
+
+def _decoy(resp: Response) -> None:
+    """The first record of a page gains a nested query result (as a subquery's) with a next URL of its own."""
+    records = resp.body.get("records") if isinstance(resp.body, dict) else None
+    if records:
+        records[0]["Tasks"] = {"totalSize": 3, "done": False, "records": [],
+                                "nextRecordsUrl": "/services/data/v60.0/query/01gDECOY000000-1"}

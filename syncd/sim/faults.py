@@ -27,6 +27,8 @@ probability); ``"after": K`` lets the first K matching calls through first. Kind
 ``redirect``       307 to ``redirect_to`` (a host nobody configured)
 ``cut-after``      ``cut``, but after the call took effect (an upload CXone took, its answer lost)
 ``badjson-after``  ``badjson``, after the call took effect
+``decoy``          the real Salesforce page, its first record holding a subquery-like object whose
+                   ``nextRecordsUrl`` names a locator that does not exist
 ``hold``           the real answer, held until ``calls`` more calls matching ``until`` have come in
                    (at most ``hold_seconds``): whether the client goes on while it waits
 =================  ==============================================================================
@@ -49,7 +51,7 @@ KINDS = ("cut-after", "badjson-after",
          "429", "429-bare", "500", "502", "503", "504", "drop", "slow", "badjson", "cut", "session", "locator",
          "limit", "concurrent", "query-timeout",
          "unauthorized", "reject", "forbidden", "partial", "nonext", "deepjson", "bigpage", "trickle", "redirect",
-         "hold")
+         "decoy", "hold")
 
 
 @dataclass
@@ -181,4 +183,4 @@ class Faults:
             return Response(200, {"totalSize": 2500, "done": True, "records": records}), None
         if kind == "redirect":
             return Response(307, {"error": "moved"}, headers={"Location": self.redirect_to}), None
-        return None, None  # "partial" and "trickle" are applied by the dispatcher or the handler
+        return None, None  # "partial", "trickle" and "decoy" are applied by the dispatcher or the handler

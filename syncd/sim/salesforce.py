@@ -67,6 +67,7 @@ class SalesforceSim:
                                  for uid, name in USERS})
     query_log: list[str] = field(default_factory=list)  # the last queries' text (tests read it)
     timeout_rows: int = 0  # > 0: a query matching more rows answers QUERY_TIMEOUT
+    next_url_last: bool = False  # a page's nextRecordsUrl after its records, not before them as Salesforce writes it
     # The delete log (id, deletedDate) behind sobjects/Lead/deleted, and where it starts after a purge.
     delete_log: list[tuple[str, datetime]] = field(default_factory=list)
     log_floor: datetime | None = None
@@ -190,9 +191,10 @@ class SalesforceSim:
                locator: str | None = None) -> Response:
         page = [self._render(lead, fields, ver) for lead in rows[offset:offset + size]]
         done = offset + size >= len(rows)
-        body: dict[str, Any] = {"totalSize": len(rows), "done": done, "records": page}
+        body: dict[str, Any] = {"totalSize": len(rows), "done": done}
         if done:
             self.locators.pop(locator or "", None)
+            body["records"] = page
             return Response(200, body)
         if locator is None:
             locator = "01gSIM" + secrets.token_hex(6)
@@ -202,7 +204,14 @@ class SalesforceSim:
             self.locators[locator] = Locator(rows, fields, token, self.now())
         loc = self.locators[locator]
         loc.offset, loc.last_used = offset + size, self.now()
-        body["nextRecordsUrl"] = f"/services/data/v{ver}/query/{locator}-{offset + size}"
+        # Where Salesforce writes it, before the records; or after them (a JSON writer may order keys so).
+        url = f"/services/data/v{ver}/query/{locator}-{offset + size}"
+        if self.next_url_last:
+            body["records"] = page
+            body["nextRecordsUrl"] = url
+        else:
+            body["nextRecordsUrl"] = url
+            body["records"] = page
         return Response(200, body)
 
     def next_page(self, req: Request) -> Response:
