@@ -32,6 +32,7 @@ from syncd.errors import AnswerCut, ApiLimitReached, LocatorExpired, ProtocolErr
 from syncd.failpoints import failpoint
 from syncd.leave import Apply, Leavers
 from syncd.salesforce import Page, SalesforceClient
+from syncd.salesforce.client import Fetched
 from syncd.window import Window
 from syncd.window_parts import Parts, salesforce_now
 
@@ -53,6 +54,9 @@ class Extractor:
         self.window_id: int | None = None  # the run that opened the window being read
         self.full = False  # that window is a full refresh
         self.ahead = Ahead()  # the next page, fetched while this one is applied
+        # The page after the one taken last, begun before that one was parsed, from the URL its bytes
+        # named; used once the parsed page confirms the URL.
+        self._guess: tuple[str, Future[Fetched]] | None = None
 
     def open(self) -> tuple[Window, bool]:
         """The saved window (resumed = True), or a new one fixed now and saved before any read.
@@ -104,7 +108,7 @@ class Extractor:
                          e.code or e.status or type(e).__name__)
         return self._fetch(window, None)
 
-    def _fetch(self, window: Window, next_url: str | None, ahead: Future[Page] | None = None) -> Page:
+    def _fetch(self, window: Window, next_url: str | None, ahead: Future[Fetched] | None = None) -> Page:
         """The next page (or the window from the saved position), re-querying on the failures above.
 
         ``ahead`` is that next page's fetch, begun while the page before was applied: its outcome is
@@ -115,7 +119,7 @@ class Extractor:
             try:
                 if ahead is not None:
                     taken, ahead = ahead, None
-                    page = self.ahead.take(taken)
+                    page = self._parse(self.ahead.take(taken))
                 else:
                     page = self.sf.next_page(next_url) if next_url else self._requery(window)
             except LocatorExpired:
@@ -132,6 +136,35 @@ class Extractor:
             if next_url:
                 self._failures = 0
             return page
+
+    def _parse(self, fetched: Fetched) -> Page:
+        """A page fetched ahead, parsed here; the fetch of the page after it is begun first, from the URL
+        its bytes name, so the parse (the next URL is inside the page) is not in the chain of calls."""
+        if fetched.peeked and not self.sf.usage_exceeded():
+            self._guess = (fetched.peeked, self.ahead.start(self.sf.fetch_next, fetched.peeked))
+        try:
+            return self.sf.page_of(fetched)
+        except Exception:
+            self._forget_guess()  # the page is read again; no call may be in flight meanwhile
+            raise
+
+    def _ahead_of(self, page: Page) -> Future[Fetched] | None:
+        """The fetch of the page after ``page``: the one begun from its peeked URL if that is the URL,
+        else one begun now (None: there is no next page, or the usage share is spent)."""
+        guess, self._guess = self._guess, None
+        if guess is not None:
+            if guess[0] == page.next_url:
+                return guess[1]
+            log.debug("the next URL a page's bytes named was not its nextRecordsUrl; fetching the right one")
+            self.ahead.drop()
+        if page.next_url and not self.sf.usage_exceeded():
+            return self.ahead.start(self.sf.fetch_next, page.next_url)
+        return None
+
+    def _forget_guess(self) -> None:
+        if self._guess is not None:
+            self._guess = None
+            self.ahead.drop()
 
     def _bulk_first(self) -> bool:
         """Read this window with a Bulk job before any REST page: ``bulk``, a saved job, or ``auto`` on a
@@ -160,6 +193,7 @@ class Extractor:
         ctx.store.set_run_window(ctx.run_id, window.start, window.end)
         leavers = Leavers(ctx, self.sf, self.fields, apply)
         self.parts = Parts()
+        self._guess = None
         with Ahead() as self.ahead:
             bulk = BulkRead(ctx, self.sf, self.fields, self.ahead)
             st = ctx.store.sync_state()
@@ -186,8 +220,7 @@ class Extractor:
         while True:
             leavers.note(page.records)
             # The next page comes while this one is applied, unless the usage share is spent.
-            ahead = (self.ahead.start(self.sf.next_page, page.next_url)
-                     if page.next_url and not self.sf.usage_exceeded() else None)
+            ahead = self._ahead_of(page)
             # Inside a part, a page's nextRecordsUrl is not saved: a resumed run must not take the part's
             # end for the window's.
             reached = apply(replace(page, next_url=None) if self.parts.until else page, window)

@@ -56,6 +56,34 @@ class Page:
     fetched_at: datetime
 
 
+# The top-level nextRecordsUrl of a page, found in the first or last bytes of its body (Salesforce writes
+# it before the records; at the end is the other order a JSON writer may use). Inside a JSON string a
+# quote is escaped, so this text can only be a key; one of a nested object (a subquery's) is caught by
+# the comparison with the parsed page (``Fetched.peeked``).
+_NEXT_URL = re.compile(rb'"nextRecordsUrl"\s*:\s*"(/services/data/[!#-\[\]-~]{1,500})"')
+_PEEK_BYTES = 2048
+
+
+def peek_next_url(body: bytes) -> str | None:
+    """The next page's URL as the body's first or last bytes name it, before the body is parsed."""
+    found = _NEXT_URL.search(body, 0, _PEEK_BYTES)
+    if found is None and len(body) > _PEEK_BYTES:
+        tail = _NEXT_URL.findall(body, len(body) - _PEEK_BYTES)
+        return tail[-1].decode("ascii") if tail else None
+    return found.group(1).decode("ascii") if found else None
+
+
+@dataclass
+class Fetched:
+    """A page's answer, read whole but not parsed; ``peeked`` is its next URL as its bytes name it (a
+    guess that ``Page.next_url`` confirms or not)."""
+
+    resp: requests.Response | None
+    fetched_at: datetime
+    peeked: str | None
+    page: Page | None = None  # parsed already (a client whose ``next_page`` reads pages its own way)
+
+
 class SalesforceClient(SalesforceAuth):
     """Queries against the org (authentication from ``SalesforceAuth``; Bulk API 2.0 jobs in ``bulk``)."""
 
@@ -147,7 +175,7 @@ class SalesforceClient(SalesforceAuth):
         raise SessionExpired("still not authorised after authenticating again", remote=REMOTE,
                              method=method, path=path_of(url), status=401)
 
-    def _page(self, resp: requests.Response) -> Page:
+    def _page(self, resp: requests.Response, fetched_at: datetime | None = None) -> Page:
         body = json_object(resp, REMOTE, "records", "done")
         records = body["records"]
         if not isinstance(records, list):
@@ -171,7 +199,7 @@ class SalesforceClient(SalesforceAuth):
                                 method="GET", path=path_of(resp.request.url or ""))
         total = body.get("totalSize", 0)
         return Page(records=records, next_url=nxt, total_size=total if isinstance(total, int) else 0,
-                    fetched_at=self.now())
+                    fetched_at=fetched_at or self.now())
 
     def query_all(self, soql: str) -> Page:
         """First page of a ``queryAll`` (deleted and merged rows included)."""
@@ -179,7 +207,21 @@ class SalesforceClient(SalesforceAuth):
 
     def next_page(self, next_url: str) -> Page:
         """Follow a server-relative ``nextRecordsUrl`` on the instance, with no parameters."""
-        return self._page(self._get(next_url))
+        return self.page_of(self.fetch_next(next_url))
+
+    def fetch_next(self, next_url: str) -> Fetched:
+        """``next_page``'s call alone: the answer read whole, its next URL peeked, nothing parsed."""
+        if type(self).next_page is not SalesforceClient.next_page:  # a subclass serves pages its own way
+            return Fetched(None, self.now(), None, self.next_page(next_url))
+        resp = self._get(next_url)
+        return Fetched(resp, self.now(), peek_next_url(resp.content))
+
+    def page_of(self, fetched: Fetched) -> Page:
+        """``next_page``'s parse of an answer ``fetch_next`` read."""
+        if fetched.page is not None:
+            return fetched.page
+        assert fetched.resp is not None
+        return self._page(fetched.resp, fetched.fetched_at)
 
     def query_ids(self, fields: Sequence[str], ids: Sequence[str]) -> Iterator[Page]:
         """The leads with these ids (deleted and merged ones included), every page of the answer."""
