@@ -6,7 +6,8 @@ Supported: ``SELECT f, .. FROM Lead [WHERE expr] [ORDER BY f [ASC|DESC] [NULLS F
 dates, numbers, booleans and NULL, over Lead fields and one-level relationship fields
 (``Owner.Name``). Text compares without regard to case. Errors carry Salesforce's codes:
 MALFORMED_QUERY and INVALID_FIELD. Written apart from ``syncd/soql/where.py`` on purpose: the
-tests hold the two to the same answers.
+tests hold the two to the same answers. What the SystemModstamp index serves of a WHERE is in
+``soql_index.py``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
 
-Record = dict[str, Any]
-Predicate = Callable[[Record], bool]
+from syncd.sim.soql_index import (
+    Predicate,
+    Range,
+    Record,
+    datetime_literal,
+    in_range,
+    modstamp_floor,
+    modstamp_range,
+    seconds,
+)
 
 TOKEN = re.compile(r"""
     (?P<ws>\s+)
@@ -54,7 +63,7 @@ class Query:
     since: datetime | None = None
     # When the WHERE is nothing but bounds on SystemModstamp (the window query of a first read), the
     # half-open range [low, high) of the row's time those bounds admit; None bound: open.
-    stamp_range: tuple[datetime | None, datetime | None] | None = None
+    stamp_range: Range | None = None
 
 
 @dataclass(frozen=True)
@@ -96,10 +105,6 @@ def _unquote(raw: str) -> str:
     return "".join(out)
 
 
-def _seconds(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc).replace(microsecond=0)
-
-
 def is_id(name: str) -> bool:
     """Id and reference fields: compared exactly (a 15-character id is case-sensitive)."""
     return name.rpartition(".")[2].endswith("Id")
@@ -108,7 +113,7 @@ def is_id(name: str) -> bool:
 def _comparable(value: Any, fold: bool = True) -> Any:
     # Salesforce compares datetimes at whole seconds (equality ignores milliseconds), text without case.
     if isinstance(value, datetime):
-        return _seconds(value)
+        return seconds(value)
     if isinstance(value, str):
         text = value.replace("\x00", "")
         return text.casefold() if fold else text
@@ -179,8 +184,8 @@ class Parser:
             self.take()
             first = self.i
             where = self.expr()
-            since = _modstamp_floor(self.toks[first:self.i])
-            stamp_range = _modstamp_range(self.toks[first:self.i])
+            since = modstamp_floor(self.toks[first:self.i])
+            stamp_range = modstamp_range(self.toks[first:self.i])
         order = []
         if self.peek("ORDER"):
             self.take()
@@ -239,8 +244,7 @@ class Parser:
         if tok.kind == "string":
             return _unquote(tok.text)
         if tok.kind == "datetime":
-            text = tok.text.replace("Z", "+00:00")
-            return datetime.fromisoformat(text)
+            return datetime_literal(tok.text)
         if tok.kind == "date":
             return date.fromisoformat(tok.text)
         if tok.kind == "number":
@@ -302,53 +306,6 @@ class Parser:
         return _compare(name, op, value)
 
 
-def _modstamp_floor(toks: list[Tok]) -> datetime | None:
-    """The largest ``SystemModstamp >=|> <datetime>`` that is a conjunct of the whole WHERE.
-
-    Only when no OR sits outside parentheses (then every top-level comparison must hold), and not
-    one negated by NOT. None when the WHERE gives no such bound.
-    """
-    depth, floor = 0, None
-    for i, tok in enumerate(toks):
-        if tok.text == "(":
-            depth += 1
-        elif tok.text == ")":
-            depth -= 1
-        elif depth == 0 and tok.kind == "kw" and tok.text == "OR":
-            return None
-        elif (depth == 0 and tok.kind == "ident" and tok.text.lower() == "systemmodstamp" and i + 2 < len(toks)
-              and toks[i + 1].text in (">=", ">") and toks[i + 2].kind == "datetime"
-              and not (i > 0 and toks[i - 1].text == "NOT")):
-            # Whole seconds, as the comparison itself: a row at .2 s passes ">= .5 s" of the same second.
-            bound = _seconds(datetime.fromisoformat(toks[i + 2].text.replace("Z", "+00:00")))
-            floor = bound if floor is None or bound > floor else floor
-    return floor
-
-
-def _modstamp_range(toks: list[Tok]) -> tuple[datetime | None, datetime | None] | None:
-    """``[low, high)`` when the WHERE is only ``SystemModstamp <op> <datetime>`` joined by AND, else None.
-
-    Salesforce compares at whole seconds, so ``> X`` admits from the second after X's, ``<= X`` up to
-    the end of X's second; ``>=`` and ``<`` take X's second itself."""
-    low: datetime | None = None
-    high: datetime | None = None
-    for i in range(0, len(toks), 4):
-        part = toks[i:i + 4]
-        if (len(part) < 3 or part[0].kind != "ident" or part[0].text.lower() != "systemmodstamp"
-                or part[1].text not in (">=", ">", "<", "<=") or part[2].kind != "datetime"
-                or (len(part) == 4 and not (part[3].kind == "kw" and part[3].text == "AND"))
-                or (len(part) == 3 and i + 3 != len(toks))):
-            return None
-        bound = _seconds(datetime.fromisoformat(part[2].text.replace("Z", "+00:00")))
-        if part[1].text in (">", "<="):
-            bound += timedelta(seconds=1)
-        if part[1].text in (">=", ">"):
-            low = bound if low is None or bound > low else low
-        else:
-            high = bound if high is None or bound < high else high
-    return (low, high) if toks and toks[-1].kind == "datetime" else None
-
-
 def _compare(name: str, op: str, value: Any) -> Predicate:
     if value is None:
         if op in ("=",):
@@ -386,19 +343,8 @@ def parse(text: str, fields: Sequence[str]) -> Query:
 def run(query: Query, records: Sequence[Record], presorted: Sequence[str] = ()) -> list[Record]:
     """The records the query selects, in its order. ``presorted`` names the (ascending, never null) fields
     ``records`` are already ordered by, as an index would give them: an ORDER BY of exactly those is free."""
-    if query.stamp_range is not None:
-        # The same rows as the WHERE's predicate, without its chain of calls per row, for the commonest query.
-        low, high = query.stamp_range
-
-        def within(r: Record) -> bool:
-            v = r.get("SystemModstamp")
-            if type(v) is not datetime or v.tzinfo is None:
-                return bool(query.where(r))  # not a time the range can judge: the predicate does
-            return (low is None or v >= low) and (high is None or v < high)
-
-        rows = [r for r in records if within(r)]
-    else:
-        rows = [r for r in records if query.where(r)]
+    rows = (in_range(query.stamp_range, query.where, records) if query.stamp_range is not None
+            else [r for r in records if query.where(r)])
     if presorted and [(name, desc) for name, desc, _ in query.order] == [(name, False) for name in presorted]:
         return rows[: query.limit] if query.limit is not None else rows
     for name, desc, nulls_last in reversed(query.order):
