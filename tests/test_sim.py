@@ -6,15 +6,19 @@ import base64
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jwt
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
 from syncd.sim import Simulator
 from syncd.sim import cxone as cx
 from syncd.sim import salesforce as sf
+from syncd.sim.sfbulk import bulk_value
 
 
 def sf_token(url: str) -> str:
@@ -25,6 +29,17 @@ def sf_token(url: str) -> str:
     assert "expires_in" not in body
     assert body["instance_url"] == url
     return str(body["access_token"])
+
+
+@given(st.datetimes(min_value=datetime(1700, 1, 1), max_value=datetime(4000, 12, 31),
+                    timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=5, minutes=30)),
+                                               timezone(timedelta(hours=-8)), timezone(timedelta(0))])))
+def test_datetimes_are_written_as_salesforce_writes_them(value: datetime) -> None:
+    """The fast forms the pages use equal the plain strftime of the UTC moment, milliseconds truncated."""
+    utc = value.astimezone(timezone.utc)
+    plain = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}"
+    assert sf.sf_datetime(value) == plain + "+0000"
+    assert bulk_value(value) == plain + "Z"
 
 
 def test_salesforce_paging_snapshot_and_errors(sim: Simulator) -> None:

@@ -22,7 +22,7 @@ from syncd.sim import soql
 from syncd.sim.data import BY_STAMP, LEAD_FIELDS, USERS, snapshot
 from syncd.sim.http import Request, Response, Router
 from syncd.sim.sfauth import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, TokenEndpoint
-from syncd.sim.sfbulk import BulkSim
+from syncd.sim.sfbulk import BulkSim, field_plan
 
 __all__ = ["CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN", "SalesforceSim", "sf_datetime", "sf_error"]
 DATE_FIELDS = {"SystemModstamp", "CreatedDate", "LastModifiedDate"}
@@ -31,7 +31,15 @@ MAX_CURSORS = 10
 
 
 def sf_datetime(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
+    """Salesforce's form: UTC, milliseconds (truncated), ``+0000``."""
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(timespec="milliseconds")[:-6] + "+0000"
+
+
+_PLAIN = frozenset({str, bool, int, float, type(None)})
+
+
 
 
 def sf_error(status: int, code: str, message: str) -> Response:
@@ -143,12 +151,12 @@ class SalesforceSim:
                 size = max(200, min(2000, int(value)))
         return min(size, self.max_page_size)
 
-    def _render(self, lead: dict[str, Any], fields: list[str], ver: str) -> dict[str, Any]:
+    @staticmethod
+    def _render(lead: dict[str, Any], fields: list[str], ver: str) -> dict[str, Any]:
         url = f"/services/data/v{ver}/sobjects/Lead/{lead['Id']}"
         out: dict[str, Any] = {"attributes": {"type": "Lead", "url": url}}
-        for f in fields:
-            rel, dot, sub = f.partition(".")
-            if dot:  # a relationship field: the related record as an object, or null
+        for f, rel, sub in field_plan(tuple(fields)):
+            if rel:  # a relationship field: the related record as an object, or null
                 related = lead.get(rel)
                 if related is None:
                     out[rel] = None
@@ -159,7 +167,11 @@ class SalesforceSim:
                 out[rel] = nested
                 continue
             v = lead.get(f)
-            out[f] = sf_datetime(v) if isinstance(v, datetime) else v.isoformat() if isinstance(v, date) else v
+            kind = type(v)
+            if kind in _PLAIN:
+                out[f] = v
+            else:
+                out[f] = sf_datetime(v) if isinstance(v, datetime) else v.isoformat() if isinstance(v, date) else v
         return out
 
     def query(self, req: Request) -> Response:

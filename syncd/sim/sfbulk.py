@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import io
 import secrets
 import time
@@ -35,16 +36,28 @@ DEFAULT_MAX_RECORDS = 100_000
 
 def bulk_value(value: Any) -> str:
     """A value as Bulk API CSV writes it."""
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        utc = value.astimezone(timezone.utc)
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+        utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+        return utc.isoformat(timespec="milliseconds")[:-6] + "Z"
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
+
+
+@functools.lru_cache(maxsize=64)
+def field_plan(fields: tuple[str, ...]) -> tuple[tuple[str, str, str], ...]:
+    """A query's fields split once: (field, relationship, its field), the relationship "" if plain."""
+    out = []
+    for f in fields:
+        rel, dot, sub = f.partition(".")
+        out.append((f, rel, sub) if dot else (f, "", ""))
+    return tuple(out)
 
 
 @dataclass
@@ -183,17 +196,16 @@ class BulkSim:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(job.fields)
-        for lead in chunk:
-            writer.writerow([bulk_value(_get(lead, f)) for f in job.fields])
+        plan = field_plan(tuple(job.fields))
+        writer.writerows([bulk_value(_get(lead, f, rel, sub)) for f, rel, sub in plan] for lead in chunk)
         end = offset + len(chunk)
         locator = base64.b64encode(str(end).encode()).decode().rstrip("=") if end < len(job.rows) else "null"
         headers = {"Content-Type": "text/csv", "Sforce-Locator": locator, "Sforce-NumberOfRecords": str(len(chunk))}
         return self.sf._limited(Response(200, raw=out.getvalue().encode("utf-8"), headers=headers))
 
 
-def _get(lead: dict[str, Any], name: str) -> Any:
-    rel, dot, sub = name.partition(".")
-    if dot:
+def _get(lead: dict[str, Any], name: str, rel: str, sub: str) -> Any:
+    if rel:
         related = lead.get(rel)
         return related.get(sub) if isinstance(related, dict) else None
     return lead.get(name)
