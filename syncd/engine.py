@@ -278,6 +278,7 @@ class Engine:
                                                   page.next_url, page.fetched_at if page.next_url else None, seen_in)
         self.progress.read += read
         self.outbox.added(read - skipped, skipped)
+        self.loader.suppressor.noted(phone for u in updates for phone in u.dnc)
         return reached
 
     def _between_pages(self) -> None:

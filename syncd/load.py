@@ -1,10 +1,11 @@
 """The job pump: suppressions and removals first, then uploads up to ``max_in_flight``, polled in one
 loop; ack or fail.
 
-While pages are read (``pump(wait=False)``) the pump's CXone call, an upload or a round of polls, runs
-on a background thread (``Ahead``) and its answer is taken, and committed, at the next pump: reading
-never waits on CXone. An accepted upload's job id is the exception: the background thread commits it
-on a connection of its own the moment CXone returns it, as the call made in line would. One such call
+While pages are read (``pump(wait=False)``) the pump's CXone call, a chunk of numbers the guard does
+not count (``syncd/suppress.py``), an upload or a round of polls, runs on a background thread
+(``Ahead``) and its answer is taken, and committed, at the next pump: reading never waits on CXone.
+An accepted upload's job id and the numbers a DNC group took are the exception: the background thread
+commits them on a connection of its own the moment CXone returns them, as the call made in line would. One such call
 is in flight at most, and the main thread makes no CXone call while it is, so the sink's session and
 token have one user at a time. The answer is handled exactly as if the call had been made in line; a
 run that ends with one in flight takes its answer first.
@@ -74,8 +75,9 @@ class Loader:
     def pump(self, wait: bool) -> None:
         """Send staged batches while capacity allows and poll jobs; with ``wait``, until all are closed.
 
-        Without ``wait`` one CXone call (an upload, or a round of polls) is begun in the background and
-        this returns; while it is in flight nothing else is sent."""
+        Without ``wait`` one CXone call (an upload, else a round of polls, else a chunk of numbers to
+        suppress early) is begun in the background and this returns; while it is in flight nothing
+        else is sent."""
         ctx = self.ctx
         store = ctx.store
         if self.courier.busy and not wait:
@@ -105,6 +107,7 @@ class Loader:
                     return
                 self._poll(due)
             if not wait:
+                self._suppress_early()  # when nothing else needs the call
                 return
             if not [b for b in store.batches("staged", "submitted") if b.id not in self._refused]:
                 if self._refused:
@@ -113,6 +116,13 @@ class Loader:
                 return
             ctx.tick()
             ctx.sleep(self.polls.wait())
+
+    def _suppress_early(self) -> None:
+        """While pages are read: a chunk of numbers the guard does not count goes in the background."""
+        phones = self.suppressor.early()
+        if phones:
+            future = self.courier.start(lambda: self.suppressor.add(phones, self._courier_store()))
+            self._errand = lambda: self.suppressor.added_early(lambda: self.courier.take(future))
 
     def _land(self) -> None:
         """Take the answer of the call in flight (waiting for it) and commit what it says."""

@@ -6,6 +6,7 @@ Only numbers syncd added are ever expired, and only when no lead links them any 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -21,6 +22,15 @@ class SuppressQueries(Database):
         """The next numbers to add, in order, from just after ``after`` (the last one of the chunk before:
         each chunk reads on from there instead of scanning the ones already added again)."""
         return [r[0] for r in self.conn.execute(_TO_ADD + " AND k.phone > ? ORDER BY k.phone LIMIT ?", (after, limit))]
+
+    def neutral_to_suppress(self, phones: Sequence[str]) -> list[str]:
+        """Of these numbers, in order, those still to add that take nothing off the list: no lead linked
+        to one is on it or in a batch that may put it there, so the mass-removal guard (which counts a
+        listed lead whose own number is blocked) does not count them."""
+        return [r[0] for r in self.conn.execute(
+            _TO_ADD + " AND k.phone IN (SELECT value FROM json_each(?)) "  # noqa: S608 - fixed SQL
+            "AND NOT EXISTS (SELECT 1 FROM dnc_links o JOIN leads l ON l.id = o.lead_id WHERE o.phone = k.phone "
+            "AND (l.acked_hash IS NOT NULL OR l.batch_id IS NOT NULL)) ORDER BY k.phone", (json.dumps(list(phones)),))]
 
     def to_release(self, limit: int, after: str = "") -> list[str]:
         return [r[0] for r in self.conn.execute(_TO_RELEASE + " AND s.phone > ? ORDER BY s.phone LIMIT ?",
