@@ -14,6 +14,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
@@ -280,9 +281,29 @@ def raise_for_status(resp: requests.Response, remote: str) -> None:
     raise RemoteRejected("request rejected", **kw)
 
 
+# orjson reads a page of 2,000 leads about three times faster than the standard library, and the same
+# way, except: what it refuses (NaN, lone surrogates, a BOM, deep nesting) and an integer beyond 64 bits
+# (a float to it), possible only where 19 digits follow each other. Those bodies, and any not UTF-8, are
+# read by ``requests`` as before.
+_DIGIT_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = b"0" * 19
+
+
+def _decoded(resp: requests.Response) -> Any:
+    encoding = (resp.encoding or "utf-8").lower()
+    if encoding in ("utf-8", "utf8"):
+        content = resp.content
+        if _NINETEEN_DIGITS not in content.translate(_DIGIT_TO_ZERO):
+            try:
+                return orjson.loads(content)
+            except orjson.JSONDecodeError:
+                pass
+    return resp.json()
+
+
 def json_body(resp: requests.Response, remote: str) -> Any:
     try:
-        return resp.json()
+        return _decoded(resp)
     except RecursionError:
         req = resp.request
         raise ProtocolError("answer nests too deeply to be a documented shape", remote=remote,
