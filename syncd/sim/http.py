@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import orjson
+
 
 @dataclass
 class Request:
@@ -50,11 +52,21 @@ class Response:
 Handler = Callable[[Request], Response]
 
 
+# Compact, as Salesforce and CXone write it. What orjson would write where the standard library refuses
+# (a datetime, a dataclass) is refused to it too; what it refuses (a lone surrogate, an integer beyond
+# 64 bits, a key that is not a string) goes to the standard library.
+_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
 def _encode(body: Any) -> bytes:
     try:
-        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+        return orjson.dumps(body, option=_STRICT)
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: JSON can still carry it, escaped
-        return json.dumps(body).encode("ascii")
+        return json.dumps(body, separators=(",", ":")).encode("ascii")
 
 
 class Router:
