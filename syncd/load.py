@@ -1,14 +1,14 @@
 """The job pump: suppressions and removals first, then uploads up to ``max_in_flight``, polled in one
 loop; ack or fail.
 
-While pages are read (``pump(wait=False)``) the pump's CXone call, a chunk of numbers the guard does
-not count (``syncd/suppress.py``), an upload or a round of polls, runs on a background thread
+While pages are read (``pump(wait=False)``) the pump's CXone call, an upload, a round of polls or a
+chunk of numbers the guard does not count (``syncd/suppress.py``), runs on a background thread
 (``Ahead``) and its answer is taken, and committed, at the next pump: reading never waits on CXone.
-An accepted upload's job id and the numbers a DNC group took are the exception: the background thread
-commits them on a connection of its own the moment CXone returns them, as the call made in line would. One such call
-is in flight at most, and the main thread makes no CXone call while it is, so the sink's session and
-token have one user at a time. The answer is handled exactly as if the call had been made in line; a
-run that ends with one in flight takes its answer first.
+An accepted upload's job id and the numbers a DNC group took are the exception: the background
+thread commits them on a connection of its own the moment CXone returns them, as the call made in
+line would. One such call is in flight at most, and the main thread makes no CXone call while it is,
+so the sink's session and token have one user at a time. The answer is handled exactly as if the
+call had been made in line; a run that ends with one in flight takes its answer first.
 
 Every step is committed before the next remote call: the upload attempt before the upload, the
 job id the moment CXone returns it, the ack (members' acked hash = exactly what was sent) in one
