@@ -37,9 +37,7 @@ def sf_datetime(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds")[:-6] + "+0000"
 
 
-_PLAIN = frozenset({str, bool, int, float, type(None)})
-
-
+_PLAIN = frozenset({str, bool, int, float, type(None)})  # written as they are
 
 
 def sf_error(status: int, code: str, message: str) -> Response:
