@@ -15,14 +15,14 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from syncd.sim import soql
 from syncd.sim.data import BY_STAMP, LEAD_FIELDS, USERS, snapshot
 from syncd.sim.http import Request, Response, Router
 from syncd.sim.sfauth import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, TokenEndpoint
-from syncd.sim.sfbulk import BulkSim, field_plan
+from syncd.sim.sfbulk import BulkSim, field_plan, utc_millis
 
 __all__ = ["CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN", "SalesforceSim", "sf_datetime", "sf_error"]
 DATE_FIELDS = {"SystemModstamp", "CreatedDate", "LastModifiedDate"}
@@ -31,10 +31,8 @@ MAX_CURSORS = 10
 
 
 def sf_datetime(value: datetime) -> str:
-    """Salesforce's form: UTC, milliseconds (truncated), ``+0000``."""
-    if value.tzinfo is not timezone.utc:
-        value = value.astimezone(timezone.utc)
-    return value.isoformat(timespec="milliseconds")[:-6] + "+0000"
+    """Salesforce's REST form: UTC, milliseconds (truncated), ``+0000``."""
+    return utc_millis(value) + "+0000"
 
 
 _PLAIN = frozenset({str, bool, int, float, type(None)})  # written as they are

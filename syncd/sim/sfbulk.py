@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 DEFAULT_MAX_RECORDS = 100_000
 
 
+def utc_millis(value: datetime) -> str:
+    """The UTC moment to the millisecond (truncated), no offset: what both of Salesforce's forms start with."""
+    utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+    return utc.isoformat(timespec="milliseconds")[:-6]
+
+
 def bulk_value(value: Any) -> str:
     """A value as Bulk API CSV writes it."""
     if type(value) is str:
@@ -43,8 +49,7 @@ def bulk_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
-        return utc.isoformat(timespec="milliseconds")[:-6] + "Z"
+        return utc_millis(value) + "Z"
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
