@@ -78,7 +78,7 @@ class Suppressor:
         if not self._early or self.stalled:
             return []
         if len(self._noted) >= CHUNK:
-            self._ready.update(dict.fromkeys(self.ctx.store.neutral_to_suppress(sorted(self._noted))))
+            self._ready.update(dict.fromkeys(self.ctx.store.neutral_to_suppress(self._noted)))
             self._noted.clear()
         if len(self._ready) < CHUNK:
             return []

@@ -7,7 +7,7 @@ Only numbers syncd added are ever expired, and only when no lead links them any 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from syncd.store.db import Database, iso
@@ -23,7 +23,7 @@ class SuppressQueries(Database):
         each chunk reads on from there instead of scanning the ones already added again)."""
         return [r[0] for r in self.conn.execute(_TO_ADD + " AND k.phone > ? ORDER BY k.phone LIMIT ?", (after, limit))]
 
-    def neutral_to_suppress(self, phones: Sequence[str]) -> list[str]:
+    def neutral_to_suppress(self, phones: Iterable[str]) -> list[str]:
         """Of these numbers, in order, those still to add that take nothing off the list: no lead linked
         to one is on it or in a batch that may put it there, so the mass-removal guard (which counts a
         listed lead whose own number is blocked) does not count them."""
