@@ -103,6 +103,9 @@ class Server:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # An answer goes as its headers, then its body: with Nagle's algorithm the body would wait
+            # for the client's (delayed) ACK of the headers, 40 ms on Linux, which no remote adds.
+            disable_nagle_algorithm = True
 
             def date_time_string(self, timestamp: float | None = None) -> str:
                 # The Date header tells the remote's own time: the simulator's clock, not the host's.
