@@ -81,6 +81,67 @@ def test_salesforce_paging_snapshot_and_errors(sim: Simulator) -> None:
     assert dead.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
 
 
+def _pages(url: str, h: dict[str, str], body: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = list(body["records"])
+    while body.get("nextRecordsUrl"):
+        body = requests.get(f"{url}{body['nextRecordsUrl']}", headers=h, timeout=10).json()
+        rows += body["records"]
+    return rows
+
+
+def _bulk_csv(url: str, h: dict[str, str], job: str) -> str:
+    for _ in range(200):
+        state = requests.get(f"{url}/services/data/v62.0/jobs/query/{job}", headers=h, timeout=10).json()["state"]
+        if state == "JobComplete":
+            break
+        time.sleep(0.05)
+    return requests.get(f"{url}/services/data/v62.0/jobs/query/{job}/results", headers=h, timeout=10).text
+
+
+def test_a_query_and_a_bulk_job_show_the_org_as_it_was_when_they_ran(sim: Simulator) -> None:
+    """Every kind of edit made while a query is paged (or a Bulk job waits) leaves its rows as they were:
+    an upsert, a soft delete, a merge, a formula change and an owner's rename. A query made after sees them."""
+    sim.seed_leads(450, seed=1)
+    h = {"Authorization": f"Bearer {sf_token(sim.url)}", "Sforce-Query-Options": "batchSize=200"}
+    q = ("SELECT Id, FirstName, Phone, IsDeleted, MasterRecordId, Lead_Score__c, Owner.Name FROM Lead "
+         "ORDER BY SystemModstamp, Id")
+
+    def query() -> dict[str, Any]:
+        answer: dict[str, Any] = requests.get(f"{sim.url}/services/data/v62.0/queryAll", params={"q": q}, headers=h,
+                                              timeout=10).json()
+        return answer
+
+    before = _pages(sim.url, h, query())
+    running = query()
+
+    def bulk_job() -> str:
+        return str(requests.post(f"{sim.url}/services/data/v62.0/jobs/query", headers=h, timeout=10,
+                                 json={"operation": "queryAll", "query": q}).json()["id"])
+
+    job = bulk_job()  # its results are read after the edits
+    bulk_before = _bulk_csv(sim.url, h, bulk_job())
+    late = [r["Id"] for r in before[300:]]  # on the running query's later pages
+    owner = sim.sf.leads[late[0]]["OwnerId"]
+    sim.upsert_leads([{"Id": late[1], "FirstName": "Changed", "Phone": "+1 312 555 0100"}])
+    assert requests.post(f"{sim.url}/_sim/salesforce/delete", json={"ids": [late[2]]}, timeout=10).ok
+    assert requests.post(f"{sim.url}/_sim/salesforce/merge", timeout=10,
+                         json={"master": late[3], "losers": [late[4]], "fields": {"FirstName": "Merged"}}).ok
+    assert requests.post(f"{sim.url}/_sim/salesforce/formula", timeout=10,
+                         json={"ids": [late[5]], "fields": {"Lead_Score__c": 99.0}}).ok
+    assert requests.post(f"{sim.url}/_sim/salesforce/owner", json={"id": owner, "Name": "Renamed"}, timeout=10).ok
+
+    assert _pages(sim.url, h, running) == before
+    assert _bulk_csv(sim.url, h, job) == bulk_before
+    after = {r["Id"]: r for r in _pages(sim.url, h, query())}
+    assert after[late[1]]["FirstName"] == "Changed"
+    assert after[late[2]]["IsDeleted"] is True
+    assert after[late[3]]["FirstName"] == "Merged"
+    assert after[late[4]]["MasterRecordId"] == late[3]
+    assert after[late[5]]["Lead_Score__c"] == 99.0
+    assert after[late[0]]["Owner"]["Name"] == "Renamed"
+    assert sum(r["Owner"]["Name"] == "Renamed" for r in after.values()) > 1  # every lead it owns
+
+
 def test_salesforce_query_hides_deleted_rows_queryall_shows_them(sim: Simulator) -> None:
     ids = sim.upsert_leads([{"Status": "Open - Not Contacted"}, {"Status": "Open - Not Contacted", "IsDeleted": True}])
     h = {"Authorization": f"Bearer {sf_token(sim.url)}"}

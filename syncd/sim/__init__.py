@@ -184,7 +184,7 @@ class Simulator:
                 values = {k: _to_value(k, v) for k, v in fields.items()}
                 lead_id = values.get("Id")
                 if lead_id in self.sf.leads:
-                    lead = self.sf.leads[lead_id]
+                    lead = self.sf.edit(lead_id)
                 else:
                     rng = random.Random(f"{self.seed}:{len(self.sf.leads)}")
                     n = len(self.sf.leads) + 1

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from syncd.sim import soql
-from syncd.sim.data import BY_STAMP, LEAD_FIELDS, USERS, snapshot
+from syncd.sim.data import BY_STAMP, LEAD_FIELDS, USERS
 from syncd.sim.http import Request, Response, Router
 from syncd.sim.sfauth import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, TokenEndpoint
 from syncd.sim.sfbulk import BulkSim, field_plan, utc_millis
@@ -86,6 +86,13 @@ class SalesforceSim:
 
     def reindex(self) -> None:
         self.by_stamp = sorted((lead["SystemModstamp"], lead_id) for lead_id, lead in self.leads.items())
+
+    def edit(self, lead_id: str) -> dict[str, Any]:
+        """The lead with this id, to change: a copy put in its place. A query's rows (and a Bulk job's) are
+        the lead dicts as they were when it ran, never changed in place, so later edits do not show in
+        its later pages, as on Salesforce, and a query copies nothing."""
+        lead = self.leads[lead_id] = dict(self.leads[lead_id])
+        return lead
 
     def _candidates(self, since: datetime | None) -> list[dict[str, Any]]:
         """The leads from ``since`` on, in (SystemModstamp, Id) order (``BY_STAMP``), as the index gives them."""
@@ -191,9 +198,8 @@ class SalesforceSim:
                 return self._limited(sf_error(400, e.code, str(e)))
             if self.timeout_rows and len(rows) > self.timeout_rows:
                 return self._limited(sf_error(400, "QUERY_TIMEOUT", "Your query request was running for too long."))
-            frozen_rows = snapshot(rows)  # later edits do not show
             self.queries += 1
-            return self._limited(self._serve(frozen_rows, q.fields, 0, token, self._page_size(req), req.params["ver"]))
+            return self._limited(self._serve(rows, q.fields, 0, token, self._page_size(req), req.params["ver"]))
 
     def _serve(self, rows: list[dict[str, Any]], fields: list[str], offset: int, token: str, size: int, ver: str,
                locator: str | None = None) -> Response:

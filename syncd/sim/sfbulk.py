@@ -25,7 +25,7 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from syncd.sim import soql
-from syncd.sim.data import BY_STAMP, LEAD_FIELDS, snapshot
+from syncd.sim.data import BY_STAMP, LEAD_FIELDS
 from syncd.sim.http import Request, Response, Router
 
 if TYPE_CHECKING:
@@ -150,8 +150,7 @@ class BulkSim:
             except soql.SoqlError as e:
                 return self.sf._limited(sf_error(400, e.code, str(e)))
             job = Job("750SIM" + secrets.token_hex(6).upper(), body["operation"], req.params["ver"], q.fields,
-                      snapshot(rows),
-                      ready_at)
+                      rows, ready_at)
             if self.fail_jobs > 0:
                 self.fail_jobs -= 1
                 job.error, job.rows = "InternalServerError: the query job failed (simulated)", []

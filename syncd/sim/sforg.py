@@ -119,13 +119,13 @@ class Org:
         sf, when = self.sf, (at or self.sf.now()).replace(microsecond=0)
         with sf.lock:
             for lead_id in ids:
-                lead = sf.leads.get(lead_id)
-                if lead is None:
+                if lead_id not in sf.leads:
                     continue
                 sf.delete_log.append((lead_id, when))
                 if hard:
                     del sf.leads[lead_id]
                 else:
+                    lead = sf.edit(lead_id)
                     lead["IsDeleted"] = True
                     self._stamp(lead, when)
             sf.reindex()
@@ -158,14 +158,14 @@ class Org:
         sf = self.sf
         when = (_when(body["at"]) if body.get("at") else sf.now()).replace(microsecond=0)
         with sf.lock:
-            master = sf.leads.get(str(body.get("master")))
-            if master is None:
+            if str(body.get("master")) not in sf.leads:
                 return Response(404, {"error": "no such master"})
+            master = sf.edit(str(body.get("master")))
             master.update(body.get("fields") or {})
             self._stamp(master, when)
             for lead_id in body.get("losers", []):
-                loser = sf.leads.get(str(lead_id))
-                if loser is not None:
+                if str(lead_id) in sf.leads:
+                    loser = sf.edit(str(lead_id))
                     loser.update({"IsDeleted": True, "MasterRecordId": master["Id"]})
                     self._stamp(loser, when)
                     sf.delete_log.append((loser["Id"], when))
@@ -176,18 +176,23 @@ class Org:
         body = req.json() or {}
         with self.sf.lock:
             for lead_id in body.get("ids", []):
-                lead = self.sf.leads.get(str(lead_id))
-                if lead is not None:
-                    lead.update(body.get("fields") or {})  # SystemModstamp stays where it was
+                if str(lead_id) in self.sf.leads:
+                    self.sf.edit(str(lead_id)).update(body.get("fields") or {})  # SystemModstamp stays where it was
         return Response(200, {})
 
     def c_owner(self, req: Request) -> Response:
         body = req.json() or {}
-        with self.sf.lock:
-            user = self.sf.users.get(str(body.get("id")))
-            if user is None:
+        sf = self.sf
+        with sf.lock:
+            user_id = str(body.get("id"))
+            if user_id not in sf.users:
                 return Response(404, {"error": "no such user"})
-            user.update({k: v for k, v in body.items() if k in ("Name", "Email")})
+            # A new record, linked to each lead it owns (each lead copied, as any edit): a query made
+            # before keeps the owner as it was.
+            changes = {k: v for k, v in body.items() if k in ("Name", "Email")}
+            user = sf.users[user_id] = {**sf.users[user_id], **changes}
+            for lead_id in [i for i, lead in sf.leads.items() if lead.get("OwnerId") == user_id]:
+                sf.edit(lead_id)["Owner"] = user
         return Response(200, user)
 
     def c_config(self, req: Request) -> Response:
@@ -213,6 +218,6 @@ class Org:
 
 
 def link_owner(sf: SalesforceSim, lead: dict[str, Any]) -> None:
-    """A lead's Owner is the user record itself: a change to the user shows on every lead it owns."""
+    """A lead's Owner is the user record itself: a change to the user shows on every lead it owns (``c_owner``)."""
     lead["Owner"] = sf.users.get(lead.get("OwnerId") or "")
 
