@@ -7,10 +7,10 @@ resume while it is young enough to be alive. ``QUERY_TIMEOUT`` halves the part o
 for (``syncd/window_parts.py``). A window's ends come from Salesforce's clock, never the host's.
 
 The next page is fetched while the current one is applied (``syncd/ahead.py``): one fetch in flight,
-its outcome taken as that page's first attempt. ``salesforce.read_api`` may have a Bulk API job read
-the window instead (``syncd/bulk_read.py``): ``bulk`` always, ``auto`` on a full refresh or when the
-first REST page counts more rows than ``bulk_threshold``; a job that is lost leaves the REST path to
-read the window from its saved position.
+each begun as the page before lands, its outcome taken as that page's first attempt.
+``salesforce.read_api`` may have a Bulk API job read the window instead (``syncd/bulk_read.py``):
+``bulk`` always, ``auto`` on a full refresh or when the first REST page counts more rows than
+``bulk_threshold``; a job that is lost leaves the REST path to read the window from its saved position.
 
 What the window query cannot show is read when its pages are done (``syncd/leave.py``): the delete
 log for its span, the masters of merged leads, and on a full refresh every tracked lead it did not
@@ -57,6 +57,7 @@ class Extractor:
         # The page after the one taken last, begun before that one was parsed, from the URL its bytes
         # named; used once the parsed page confirms the URL.
         self._guess: tuple[str, Future[Fetched]] | None = None
+        self._taken: Future[Fetched] | None = None  # the fetch of the page taken last, until it is settled
 
     def open(self) -> tuple[Window, bool]:
         """The saved window (resumed = True), or a new one fixed now and saved before any read.
@@ -119,7 +120,7 @@ class Extractor:
             try:
                 if ahead is not None:
                     taken, ahead = ahead, None
-                    page = self._parse(self.ahead.take(taken))
+                    page = self._parse(taken)
                 else:
                     page = self.sf.next_page(next_url) if next_url else self._requery(window)
             except LocatorExpired:
@@ -137,11 +138,17 @@ class Extractor:
                 self._failures = 0
             return page
 
-    def _parse(self, fetched: Fetched) -> Page:
-        """A page fetched ahead, parsed here; the fetch of the page after it is begun first, from the URL
-        its bytes name, so the parse (the next URL is inside the page) is not in the chain of calls."""
-        if fetched.peeked and not self.sf.usage_exceeded():
-            self._guess = (fetched.peeked, self.ahead.start(self.sf.fetch_next, fetched.peeked))
+    def _parse(self, taken: Future[Fetched]) -> Page:
+        """A page fetched ahead, parsed here. The fetch of the page after it, from the URL its bytes name,
+        is the one the chain began when it landed, or is begun now, before the parse: the parse (the
+        next URL is inside the page) is not in the chain of calls."""
+        fetched = self.ahead.take(taken)
+        follow = self.ahead.followed(taken)
+        self._taken = taken
+        if follow is not None:
+            self._guess = (fetched.peeked or "", follow)
+        elif self._next_of(fetched):
+            self._guess = (fetched.peeked or "", self._chain(fetched.peeked or ""))
         try:
             return self.sf.page_of(fetched)
         except Exception:
@@ -152,16 +159,29 @@ class Extractor:
         """The fetch of the page after ``page``: the one begun from its peeked URL if that is the URL,
         else one begun now (None: there is no next page, or the usage share is spent)."""
         guess, self._guess = self._guess, None
-        if guess is not None:
-            if guess[0] == page.next_url:
-                return guess[1]
+        taken, self._taken = self._taken, None
+        if guess is not None and guess[0] != page.next_url:
             log.debug("the next URL a page's bytes named was not its nextRecordsUrl; fetching the right one")
-            self.ahead.drop()
+            self.ahead.drop()  # before the page is settled: the chain must not go on from the wrong page
+            guess = None
+        if taken is not None:
+            self.ahead.settled(taken)
+        if guess is not None:
+            return guess[1]
         if page.next_url and not self.sf.usage_exceeded():
-            return self.ahead.start(self.sf.fetch_next, page.next_url)
+            return self._chain(page.next_url)
         return None
 
+    def _chain(self, url: str) -> Future[Fetched]:
+        return self.ahead.chain(self.sf.fetch_next, url, self._next_of)
+
+    def _next_of(self, fetched: Fetched) -> str | None:
+        """The URL a fetched page's bytes name, to fetch next (None: the last page, or the usage share
+        is spent)."""
+        return fetched.peeked if fetched.peeked and not self.sf.usage_exceeded() else None
+
     def _forget_guess(self) -> None:
+        self._taken = None
         if self._guess is not None:
             self._guess = None
             self.ahead.drop()
@@ -193,7 +213,7 @@ class Extractor:
         ctx.store.set_run_window(ctx.run_id, window.start, window.end)
         leavers = Leavers(ctx, self.sf, self.fields, apply)
         self.parts = Parts()
-        self._guess = None
+        self._guess = self._taken = None
         with Ahead() as self.ahead:
             bulk = BulkRead(ctx, self.sf, self.fields, self.ahead)
             st = ctx.store.sync_state()

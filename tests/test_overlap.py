@@ -9,8 +9,11 @@ by its timeout instead."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from syncd.context import Progress
 from syncd.store import Store
 from tests import oracle
 from tests.conftest import Env
@@ -97,4 +100,27 @@ def test_the_next_page_is_fetched_from_the_url_its_bytes_name(env: Env, next_url
     assert result.ok, result.error
     assert result.read == 20_000
     assert env.sim.stats["sf.next"] == 9 + extra_calls
+    assert env.list_phones() == oracle.expected(env.sim.leads())
+
+
+def test_the_page_after_next_is_asked_for_while_a_page_is_still_applied(env: Env) -> None:
+    """The chain of calls does not wait for the main thread: when a page lands, the one its bytes name is
+    asked for at once, so a page slow to apply holds no call back. It goes one page past the main thread
+    and no further (at most three pages in memory)."""
+    env.sim.seed_leads(20_000, seed=7)  # ten pages of 2,000
+    seen: list[int] = []
+
+    def slow_first_page(progress: Progress) -> None:
+        if progress.read == 2_000 and not seen:  # the first page applied, the second not yet taken
+            for _ in range(300):
+                if env.sim.stats["sf.next"] >= 2:
+                    break
+                time.sleep(0.01)
+            time.sleep(0.3)  # time enough for a chain without its bound to ask for more
+            seen.append(env.sim.stats["sf.next"])
+
+    result = env.sync(on_progress=slow_first_page)
+    assert result.ok, result.error
+    assert seen == [2]
+    assert env.sim.stats["sf.next"] == 9
     assert env.list_phones() == oracle.expected(env.sim.leads())
