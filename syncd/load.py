@@ -106,6 +106,8 @@ class Loader:
                     self._poll_in_background(due)
                     return
                 self._poll(due)
+                if self._freed(submitted):
+                    continue  # a job closed: the next batch goes now, not at the next job's poll
             if not wait:
                 self._suppress_early()  # when nothing else needs the call
                 return
@@ -116,6 +118,12 @@ class Loader:
                 return
             ctx.tick()
             ctx.sleep(self.polls.wait())
+
+    def _freed(self, submitted: list[Batch]) -> bool:
+        """Fewer jobs are open than before the poll, and a batch is staged for the room it left."""
+        store = self.ctx.store
+        return len(store.batches("submitted")) < len(submitted) and any(
+            b.kind != "remove" and b.id not in self._refused for b in store.batches("staged"))
 
     def _suppress_early(self) -> None:
         """While pages are read: a chunk of numbers the guard does not count goes in the background."""

@@ -7,7 +7,9 @@ import itertools
 import pytest
 
 from syncd.polls import PollSchedule
-from syncd.store import Batch
+from syncd.store import Batch, Store
+from tests import oracle
+from tests.conftest import Env
 
 STEP = 1 / 64  # exact in binary: the ages below add up without rounding
 
@@ -87,3 +89,27 @@ def test_jobs_no_longer_submitted_are_forgotten() -> None:
     schedule.submitted("done")
     assert schedule.due([]) == []
     assert schedule.wait() == 1.0  # nothing known: the first wait
+
+
+def test_a_job_that_closes_makes_room_for_the_next_batch_at_once(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The final delivery never waits for a poll while a job slot is free and a batch waits for it."""
+    env.sim.seed_leads(6_000, seed=8)
+    state = env.tmp / "state" / "syncd.db"
+    waits: list[tuple[int, int]] = []  # (jobs open, batches staged) whenever delivery waits
+    wait = PollSchedule.wait
+
+    def watched(self: PollSchedule) -> float:
+        store = Store(state, readonly=True)
+        try:
+            waits.append((len(store.batches("submitted")), len(store.batches("staged"))))
+        finally:
+            store.close()
+        return wait(self)
+
+    monkeypatch.setattr(PollSchedule, "wait", watched)
+    result = env.sync(batch_size=100)
+    assert result.ok, result.error
+    assert len(env.sim.cx.uploads) > 12  # more batches than max_in_flight (4) a few times over
+    assert waits, "delivery waited for no poll"
+    assert [w for w in waits if w[0] < 4 and w[1] > 0] == []
+    assert env.list_phones() == oracle.expected(env.sim.leads())
