@@ -143,12 +143,13 @@ class Extractor:
         is the one the chain began when it landed, or is begun now, before the parse: the parse (the
         next URL is inside the page) is not in the chain of calls."""
         fetched = self.ahead.take(taken)
-        follow = self.ahead.followed(taken)
         self._taken = taken
-        if follow is not None:
-            self._guess = (fetched.peeked or "", follow)
-        elif self._next_of(fetched):
-            self._guess = (fetched.peeked or "", self._chain(fetched.peeked or ""))
+        if fetched.peeked is not None:
+            follow = self.ahead.followed(taken)
+            if follow is None and self._next_of(fetched):
+                follow = self._chain(fetched.peeked)
+            if follow is not None:
+                self._guess = (fetched.peeked, follow)
         try:
             return self.sf.page_of(fetched)
         except Exception:
