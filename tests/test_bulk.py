@@ -212,7 +212,8 @@ def test_chunks_keep_the_rest_shape_and_refuse_what_is_not_their_shape() -> None
 
 
 def test_the_next_rest_page_is_fetched_while_one_is_applied(env: Env) -> None:
-    """While a page is being applied, the request for the next one has already reached Salesforce."""
+    """While a page is being applied, the request for the next one has already reached Salesforce, and
+    at most the one after it too (the chain asks for a page as the one before lands, one call at a time)."""
     env.sim.seed_leads(1000, seed=16)
     env.sim.sf.max_page_size = 200
     seen: list[int] = []
@@ -231,7 +232,7 @@ def test_the_next_rest_page_is_fetched_while_one_is_applied(env: Env) -> None:
         mp.setattr(Store, "apply_page", watching)
         result = env.sync()
     assert result.ok, result.error
-    assert seen[:4] == [1, 2, 3, 4], seen
+    assert all(page <= asked <= page + 1 for page, asked in enumerate(seen[:4], start=1)), seen
     assert env.list_phones() == oracle.expected(env.sim.leads())
     assert threading.active_count() < 10
 
