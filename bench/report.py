@@ -81,6 +81,12 @@ def targets(sc: list[Any]) -> list[str]:
             lines.append(f"- {s.name}, Bulk: {bulk['wall']:.1f} s (floor {bulk['floor']:.1f} s), ×{x:.1f} faster "
                          f"than REST (target ≥ ×3): {verdict(x >= 3)}; {bulk['sf_calls']} Salesforce calls, "
                          f"{share:.1%} of REST's {rest['sf_calls']} (target ≤ 10%): {verdict(share <= 0.10)}")
+            if bulk.get("cxone_floor"):
+                goal = rest["wall"] / 3
+                reach = "out of reach with these settings" if bulk["cxone_floor"] > goal else "not what bounds it"
+                lines.append(f"  - CXone alone needs at least {bulk['cxone_floor']:.1f} s for its {bulk['cxone_jobs']} "
+                             "upload jobs (at most max_in_flight = 4 open, each an upload, its job's delay and a "
+                             f"poll), where ×3 means ≤ {goal:.1f} s: {reach}")
     for rows in (lat, big):
         init, one = find(rows, tool="syncd", run="initial"), find(rows, tool="syncd", run="1% changed")
         if init and one:

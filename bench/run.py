@@ -29,6 +29,7 @@ PY = sys.executable
 
 # Realistic latency: seconds per Salesforce call, per CXone call, for a CXone job and a Bulk job to complete.
 SF_LATENCY, CX_LATENCY, JOB_DELAY, BULK_DELAY = 0.15, 0.1, 2.0, 5.0
+MAX_IN_FLIGHT = 4  # syncd's default cxone.max_in_flight, which the bench's configs keep
 
 
 @dataclass
@@ -176,6 +177,8 @@ def run_scenario(sc: Scenario, workdir: Path) -> None:
                    "sf_slow_calls": slow, "sf_bytes": sf_bytes,
                    "cxone_calls": cx_calls, "cxone_bytes": cx_bytes, "state_bytes": state_bytes, "tracked": tracked}
             row["floor"] = floor(row) if sc.latency else None
+            row["cxone_jobs"] = after["calls"].get("cxone.upload", 0) - before["calls"].get("cxone.upload", 0)
+            row["cxone_floor"] = cxone_floor(row["cxone_jobs"]) if sc.latency else None
             sc.results.append(row)
             print(f"   {step.tool:8s} {step.label:11s} {row['read_api']:5s} {figures['wall']:8.1f}s wall "
                   f"{figures['cpu']:7.1f}s cpu {figures['maxrss_mb']:7.0f} MB  read {read:,}  SF calls {sf_calls}  "
@@ -200,6 +203,12 @@ def floor(row: dict[str, Any]) -> float:
     sf = row["sf_slow_calls"] * SF_LATENCY + (BULK_DELAY if row["bulk_jobs"] else 0.0)
     last_job = 2 * CX_LATENCY + JOB_DELAY if row["cxone_calls"] else 0.0
     return sf + last_job
+
+
+def cxone_floor(jobs: int) -> float:
+    """The least time CXone needs for ``jobs`` upload jobs with at most MAX_IN_FLIGHT open at once: each
+    slot takes its jobs one after another, each an upload, its delay and the poll that sees it done."""
+    return -(-jobs // MAX_IN_FLIGHT) * (2 * CX_LATENCY + JOB_DELAY)
 
 
 def main() -> int:
