@@ -74,8 +74,10 @@ class Ahead:
         def run() -> T:
             value = self._call(fetch, url)
             with self._lock:  # (held by whoever submitted this until ``mine`` is filled)
+                if chain != self._chain:  # ``drop`` ended the chain: nobody takes or settles this one
+                    return value
                 self._waiting.add(mine[0])
-                nxt = then(value) if chain == self._chain and len(self._waiting) == 1 else None
+                nxt = then(value) if len(self._waiting) == 1 else None
                 if nxt is not None:  # queued behind this call on the one thread: it begins as this returns
                     self._follow[mine[0]] = self._link(fetch, nxt, then, chain)
             return value
@@ -108,22 +110,20 @@ class Ahead:
                     self._pending = None
 
     def drop(self) -> None:
-        """End the chain, wait for a fetch in flight and forget it (its answer, or its failure, is of no
-        use now)."""
+        """End the chain and forget what it fetched; wait for a fetch in flight (its answer, or its
+        failure, is of no use now). A fetch landing from now on begins no other, so the one pending
+        is the chain's last."""
         with self._lock:
-            self._chain += 1  # a fetch landing from now on begins no other
+            self._chain += 1
             pending, self._pending = self._pending, None
-        while pending is not None:
+            self._waiting.clear()
+            self._follow.clear()
+        if pending is not None:
             try:
                 if not pending.cancel():  # (one the chain queued and nobody needs never goes)
                     pending.result()
             except Exception as e:  # nobody asked for this page any more
                 log.debug("a page fetched ahead and not used failed: %s", type(e).__name__)
-            with self._lock:  # one the chain began before it ended
-                pending, self._pending = self._pending, None
-                if pending is None:
-                    self._waiting.clear()
-                    self._follow.clear()
 
     def close(self) -> None:
         self.drop()

@@ -153,7 +153,7 @@ class Extractor:
         try:
             return self.sf.page_of(fetched)
         except Exception:
-            self._forget_guess()  # the page is read again; no call may be in flight meanwhile
+            self._forget_guess()
             raise
 
     def _ahead_of(self, page: Page) -> Future[Fetched] | None:
@@ -182,10 +182,10 @@ class Extractor:
         return fetched.peeked if fetched.peeked and not self.sf.usage_exceeded() else None
 
     def _forget_guess(self) -> None:
-        self._taken = None
-        if self._guess is not None:
-            self._guess = None
-            self.ahead.drop()
+        """The page is read again: no call may be in flight meanwhile, and the chain starts afresh (a
+        page taken and never settled would otherwise hold it back for the rest of the window)."""
+        self._guess = self._taken = None
+        self.ahead.drop()
 
     def _bulk_first(self) -> bool:
         """Read this window with a Bulk job before any REST page: ``bulk``, a saved job, or ``auto`` on a

@@ -124,3 +124,26 @@ def test_the_page_after_next_is_asked_for_while_a_page_is_still_applied(env: Env
     assert seen == [2]
     assert env.sim.stats["sf.next"] == 9
     assert env.list_phones() == oracle.expected(env.sim.leads())
+
+
+def test_the_chain_goes_on_after_a_garbled_page_is_read_again(env: Env) -> None:
+    """A page that lands garbled (no next URL in its bytes) is read again from the saved position; the
+    pages after it are still asked for as each lands, the chain not held back by the page it dropped."""
+    env.sim.seed_leads(20_000, seed=7)  # ten pages of 2,000
+    env.sim.faults.add({"route": "sf.next", "kind": "badjson", "count": 1})  # the second page
+    seen: list[int] = []
+
+    def slow_page(progress: Progress) -> None:
+        if progress.read == 4_000 and not seen:  # the re-read second page applied, the third not yet taken
+            for _ in range(300):
+                if env.sim.stats["sf.next"] >= 3:
+                    break
+                time.sleep(0.01)
+            time.sleep(0.3)
+            seen.append(env.sim.stats["sf.next"])
+
+    result = env.sync(on_progress=slow_page)
+    assert result.ok, result.error
+    assert env.sim.faults.fired["sf.next:badjson"] == 1
+    assert seen == [3]  # the garbled page, then the third and the fourth
+    assert env.list_phones() == oracle.expected(env.sim.leads())
