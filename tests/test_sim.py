@@ -31,6 +31,23 @@ def sf_token(url: str) -> str:
     return str(body["access_token"])
 
 
+def _pages(url: str, h: dict[str, str], body: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = list(body["records"])
+    while body.get("nextRecordsUrl"):
+        body = requests.get(f"{url}{body['nextRecordsUrl']}", headers=h, timeout=10).json()
+        rows += body["records"]
+    return rows
+
+
+def _bulk_csv(url: str, h: dict[str, str], job: str) -> str:
+    for _ in range(200):
+        state = requests.get(f"{url}/services/data/v62.0/jobs/query/{job}", headers=h, timeout=10).json()["state"]
+        if state == "JobComplete":
+            break
+        time.sleep(0.05)
+    return requests.get(f"{url}/services/data/v62.0/jobs/query/{job}/results", headers=h, timeout=10).text
+
+
 @given(st.datetimes(min_value=datetime(1700, 1, 1), max_value=datetime(4000, 12, 31),
                     timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=5, minutes=30)),
                                                timezone(timedelta(hours=-8)), timezone(timedelta(0))])))
@@ -57,12 +74,7 @@ def test_salesforce_paging_snapshot_and_errors(sim: Simulator) -> None:
     assert body["records"][0]["attributes"]["type"] == "Lead"
     assert body["records"][0]["SystemModstamp"].endswith(".000+0000")
     sim.mutate(50, seed=2)  # later edits do not show in a running query's pages
-    ids = [x["Id"] for x in body["records"]]
-    url = body["nextRecordsUrl"]
-    while url:
-        page = requests.get(f"{sim.url}{url}", headers=h, timeout=10).json()
-        ids += [x["Id"] for x in page["records"]]
-        url = page.get("nextRecordsUrl")
+    ids = [x["Id"] for x in _pages(sim.url, h, body)]
     assert len(ids) == len(set(ids)) == 450
     # Errors are JSON arrays with Salesforce's codes.
     bad = requests.get(f"{sim.url}/services/data/v62.0/query", params={"q": "SELECT Nope FROM Lead"}, headers=h,
@@ -79,23 +91,6 @@ def test_salesforce_paging_snapshot_and_errors(sim: Simulator) -> None:
                         timeout=10)
     assert dead.status_code == 400
     assert dead.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
-
-
-def _pages(url: str, h: dict[str, str], body: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = list(body["records"])
-    while body.get("nextRecordsUrl"):
-        body = requests.get(f"{url}{body['nextRecordsUrl']}", headers=h, timeout=10).json()
-        rows += body["records"]
-    return rows
-
-
-def _bulk_csv(url: str, h: dict[str, str], job: str) -> str:
-    for _ in range(200):
-        state = requests.get(f"{url}/services/data/v62.0/jobs/query/{job}", headers=h, timeout=10).json()["state"]
-        if state == "JobComplete":
-            break
-        time.sleep(0.05)
-    return requests.get(f"{url}/services/data/v62.0/jobs/query/{job}/results", headers=h, timeout=10).text
 
 
 def test_a_query_and_a_bulk_job_show_the_org_as_it_was_when_they_ran(sim: Simulator) -> None:
