@@ -85,8 +85,8 @@ def targets(sc: list[Any]) -> list[str]:
                 goal = rest["wall"] / 3
                 reach = "out of reach with these settings" if bulk["cxone_floor"] > goal else "not what bounds it"
                 lines.append(f"  - CXone alone needs at least {bulk['cxone_floor']:.1f} s for its {bulk['cxone_jobs']} "
-                             "upload jobs (at most max_in_flight = 4 open, each an upload, its job's delay and a "
-                             f"poll), where ×3 means ≤ {goal:.1f} s: {reach}")
+                             f"upload jobs (at most max_in_flight = {bulk['max_in_flight']} open, each an upload, its "
+                             f"job's delay and a poll), where ×3 means ≤ {goal:.1f} s: {reach}")
     for rows in (lat, big):
         init, one = find(rows, tool="syncd", run="initial"), find(rows, tool="syncd", run="1% changed")
         if init and one:

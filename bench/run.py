@@ -179,6 +179,7 @@ def run_scenario(sc: Scenario, workdir: Path) -> None:
             row["floor"] = floor(row) if sc.latency else None
             row["cxone_jobs"] = after["calls"].get("cxone.upload", 0) - before["calls"].get("cxone.upload", 0)
             row["cxone_floor"] = cxone_floor(row["cxone_jobs"]) if sc.latency else None
+            row["max_in_flight"] = MAX_IN_FLIGHT
             sc.results.append(row)
             print(f"   {step.tool:8s} {step.label:11s} {row['read_api']:5s} {figures['wall']:8.1f}s wall "
                   f"{figures['cpu']:7.1f}s cpu {figures['maxrss_mb']:7.0f} MB  read {read:,}  SF calls {sf_calls}  "
