@@ -13,6 +13,7 @@ import sqlite_utils
 from syncd.errors import LockHeld, StateError
 from syncd.lock import StateLock
 from syncd.store import PENDING, LeadUpdate, Member, Store
+from syncd.store.db import WAL_AUTOCHECKPOINT_PAGES
 from syncd.store.schema import migrations
 
 T = datetime(2024, 5, 15, 10, 30, tzinfo=timezone.utc)
@@ -42,6 +43,7 @@ def migration_names(store: Store) -> list[str]:
 def test_pragmas_and_permissions(store: Store) -> None:
     assert pragma(store, "journal_mode") == "wal"
     assert pragma(store, "synchronous") == 2  # FULL
+    assert pragma(store, "wal_autocheckpoint") == WAL_AUTOCHECKPOINT_PAGES  # not SQLite's 1,000
     assert pragma(store, "busy_timeout") >= 1000
     assert pragma(store, "application_id") == 0x53594E43
     store.heartbeat(store.start_run(1, T), T)  # a write, so the WAL exists

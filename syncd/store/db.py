@@ -28,6 +28,12 @@ BUSY_TIMEOUT_MS = 10_000
 # sync re-reads most pages it writes from the OS; 64 MiB is a bounded cost in memory (peak RSS ~160 MB
 # at 1M leads) that measured ~5% less CPU per lead than 32 MiB at 1M leads.
 CACHE_KIB = 64 * 1024
+# Pages the write-ahead log may hold before a commit copies them into the database (SQLite's default is
+# 1,000, 4 MB). A sync rewrites the same pages commit after commit (the end of the leads table, the open
+# batches): a longer log copies each once per checkpoint instead of once per 4 MB. At 300,000 leads it
+# measured 16% fewer page writes, 29% fewer page reads and a third fewer fsyncs (strace -c); the log
+# peaks near 40 MB on disk, and SQLite removes it when the last connection closes.
+WAL_AUTOCHECKPOINT_PAGES = 10_000
 
 
 def iso(value: datetime | None) -> str | None:
@@ -123,6 +129,7 @@ class Database:
                 self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = FULL")
             self.conn.execute(f"PRAGMA cache_size = {-CACHE_KIB}")
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
             self.conn.execute("PRAGMA foreign_keys = ON")
             if not readonly:
                 self._migrate()
