@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from reference import REFERENCE, compile_package, config_for, extract
 from report import chart, table, targets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,9 @@ MAX_IN_FLIGHT = 4  # syncd's default cxone.max_in_flight, which the bench's conf
 
 @dataclass
 class Step:
-    tool: str  # syncd | baseline | verify (``syncd verify`` after padding the list to ``change`` records)
+    # syncd | baseline | verify (``syncd verify`` after padding the list to ``change`` records) | reference
+    # (syncd before issue 15, bench/reference.py)
+    tool: str
     label: str  # initial | 1% changed | no change
     change: int = 0  # leads changed in Salesforce before this step
     read_api: str = "auto"  # salesforce.read_api of the syncd run (the default)
@@ -68,6 +71,10 @@ def scenarios(small: bool) -> list[Scenario]:
         chosen.append(Scenario(f"realistic latency, {size:,} leads", size, True, [
             Step("syncd", "initial", read_api="rest", state="rest"),
             Step("syncd", "initial", read_api="bulk", state="bulk")]))
+    # syncd before issue 15 on this machine, the same steps as the no-latency org's: what CPU per lead and
+    # the 1% and no-change runs are held against (REST, its only read API).
+    chosen.append(Scenario(f"no latency, {big:,} leads, before issue 15", big, False, [
+        Step("reference", step.label, step.change, read_api="rest", state="reference") for step in incremental]))
     return chosen
 
 
@@ -125,7 +132,7 @@ def delta(before: dict[str, Any], after: dict[str, Any], prefix: str) -> tuple[i
     return calls, sent
 
 
-def run_scenario(sc: Scenario, workdir: Path) -> None:
+def run_scenario(sc: Scenario, workdir: Path, reference: Path | None) -> None:
     print(f"\n== {sc.name}", flush=True)
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -139,7 +146,13 @@ def run_scenario(sc: Scenario, workdir: Path) -> None:
             config = workdir / f"{step.state}.toml"
             text = sim.config.replace('path = "state/syncd.db"', f'path = "{db}"')
             text = text.replace("poll_interval_seconds = 0.2", "poll_interval_seconds = 5")  # syncd's default
-            config.write_text(text.replace('read_api = "auto"', f'read_api = "{step.read_api}"'))
+            text = text.replace('read_api = "auto"', f'read_api = "{step.read_api}"')
+            config.write_text(config_for(text) if step.tool == "reference" else text)
+            step_env = env
+            if step.tool == "reference":
+                if reference is None:
+                    continue
+                step_env = {**env, "PYTHONPATH": str(reference)}  # its syncd package before the installed one
             if step.tool == "verify":
                 sim.pad_list(step.change)
             elif step.change:
@@ -147,11 +160,11 @@ def run_scenario(sc: Scenario, workdir: Path) -> None:
             before = sim.stats()
             if step.tool == "verify":
                 cmd = [PY, "-m", "syncd", "verify", "--config", str(config)]
-            elif step.tool == "syncd":
+            elif step.tool in ("syncd", "reference"):
                 cmd = [PY, "-m", "syncd", "sync", "--config", str(config)]
             else:
                 cmd = [PY, str(ROOT / "bench" / "baseline.py"), "--config", str(config)]
-            figures, out = measure(cmd, env, workdir)
+            figures, out = measure(cmd, step_env, workdir)
             after = sim.stats()
             word = "verified " if step.tool == "verify" else "read "
             read = int(out.split(word, 1)[1].split()[0].replace(",", "").rstrip(","))
@@ -172,7 +185,7 @@ def run_scenario(sc: Scenario, workdir: Path) -> None:
             slow = sum(after["calls"].get(k, 0) - before["calls"].get(k, 0) for k in after["calls"]
                        if k.startswith(("sf.query", "sf.next", "sf.bulk.")))
             row = {"scenario": sc.name, "leads": sc.leads, "latency": sc.latency, "tool": step.tool,
-                   "run": step.label, "read_api": step.read_api if step.tool == "syncd" else "-",
+                   "run": step.label, "read_api": step.read_api if step.tool in ("syncd", "reference") else "-",
                    "bulk_jobs": bulk.get("sf.bulk.create", 0), "read": read, **figures, "sf_calls": sf_calls,
                    "sf_slow_calls": slow, "sf_bytes": sf_bytes,
                    "cxone_calls": cx_calls, "cxone_bytes": cx_bytes, "state_bytes": state_bytes, "tracked": tracked}
@@ -225,8 +238,11 @@ def main() -> int:
     if not chosen:
         parser.error(f"--only {args.only!r} matches no scenario: {', '.join(sc.name for sc in scenarios(args.small))}")
     started = time.monotonic()
+    compile_package(ROOT / "syncd")
+    reference = extract(ROOT, results_dir / "reference") if any(
+        step.tool == "reference" for sc in chosen for step in sc.steps) else None
     for i, sc in enumerate(chosen):
-        run_scenario(sc, results_dir / f"s{i}")
+        run_scenario(sc, results_dir / f"s{i}", reference)
     rows = [r for sc in chosen for r in sc.results]
     (results_dir / "results.json").write_text(json.dumps(rows, indent=1))
     if args.only:  # a part of the bench: its table only (targets and chart need every scenario)
@@ -255,7 +271,11 @@ def main() -> int:
         "Salesforce call's latency in turn, the Bulk job's delay, then the "
         "last CXone upload, its job's delay and one poll); syncd's wall time is next to it. "
         "Figures are for the client process only (wall, user+sys CPU, peak RSS); calls and bytes are what the "
-        "simulator received.", "",
+        f"simulator received. The `reference` tool is syncd before issue 15 (commit {REFERENCE}, the parent of its "
+        "first commit) on this machine, on a simulator of its own with the same leads and changes: the same commit "
+        "needs twice the CPU on one machine as on another, so the targets set against the figures of issue 15's day "
+        "are held against it (`bench/reference.py`). Both run from compiled byte code, as an installed syncd does.",
+        "",
         table(rows), "",
         "## Targets", "",
         *(["The targets are set for `make bench`'s sizes. At these sizes fixed costs (process start-up, the "
