@@ -31,7 +31,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         fl = r.get("floor")
         floor_s, ratio = (f"{fl:.1f}", f"{r['wall'] / fl:.2f}") if fl else ("-", "-")
         per_k = f"{r['sf_calls'] * 1000 / r['read']:.2f}" if r["read"] else "-"
-        out.append(f"| {r['scenario']} | {r['tool']} | {r['run']} | {r.get('read_api', '-')} | {r['read']:,} | "
+        run = f"{r['run']} (fastest of {r['runs']})" if r.get("runs", 1) > 1 else r["run"]
+        out.append(f"| {r['scenario']} | {r['tool']} | {run} | {r.get('read_api', '-')} | {r['read']:,} | "
                    f"{r['wall']:.1f} | {floor_s} | {ratio} | "
                    f"{rate} | {r['cpu']:.1f} | {per} | {r['maxrss_mb']:.0f} | {r['sf_calls']} | {per_k} | "
                    f"{r['cxone_calls']} | {fmt_bytes(r['sf_bytes'])} | {fmt_bytes(r['cxone_bytes'])} | "

@@ -42,6 +42,7 @@ class Step:
     change: int = 0  # leads changed in Salesforce before this step
     read_api: str = "auto"  # salesforce.read_api of the syncd run (the default)
     state: str = "syncd"  # its state file: REST and Bulk runs on one simulator each have their own
+    repeat: int = 1  # runs of the step, each after its own changes; the table shows the fastest
 
 
 @dataclass
@@ -55,7 +56,9 @@ class Scenario:
 
 def scenarios(small: bool) -> list[Scenario]:
     big, mid, lat = (20_000, 5_000, 2_000) if small else (1_000_000, 100_000, 20_000)
-    incremental = [Step("syncd", "initial"), Step("syncd", "1% changed", big // 100), Step("syncd", "no change")]
+    # The 1% and no-change runs take seconds: the fastest of three, as for syncd before issue 15.
+    incremental = [Step("syncd", "initial"), Step("syncd", "1% changed", big // 100, repeat=3),
+                   Step("syncd", "no change", repeat=3)]
     chosen = [
         Scenario(f"no latency, {mid:,} leads", mid, False, [Step("syncd", "initial"), Step("baseline", "initial")]),
         Scenario(f"no latency, {big:,} leads", big, False, [*incremental, Step("verify", "verify", big),
@@ -74,7 +77,8 @@ def scenarios(small: bool) -> list[Scenario]:
     # syncd before issue 15 on this machine, the same steps as the no-latency org's: what CPU per lead and
     # the 1% and no-change runs are held against (REST, its only read API).
     chosen.append(Scenario(f"no latency, {big:,} leads, before issue 15", big, False, [
-        Step("reference", step.label, step.change, read_api="rest", state="reference") for step in incremental]))
+        Step("reference", step.label, step.change, read_api="rest", state="reference", repeat=step.repeat)
+        for step in incremental]))
     return chosen
 
 
@@ -102,9 +106,10 @@ class Sim:
     def stats(self) -> dict[str, Any]:
         return dict(requests.get(f"{self.url}/_sim/stats", timeout=60).json())
 
-    def mutate(self, count: int) -> None:
+    def mutate(self, count: int, seed: int = 9) -> None:
+        """``count`` changes; another seed changes other leads (the same seed would write the same values)."""
         stamp = (datetime.now(timezone.utc) - timedelta(seconds=2)).isoformat()
-        requests.post(f"{self.url}/_sim/mutate", json={"count": count, "seed": 9, "modstamp": stamp}, timeout=600)
+        requests.post(f"{self.url}/_sim/mutate", json={"count": count, "seed": seed, "modstamp": stamp}, timeout=600)
         time.sleep(1.1)  # the next window must end after the changes' second
 
     def pad_list(self, total: int) -> None:
@@ -132,6 +137,25 @@ def delta(before: dict[str, Any], after: dict[str, Any], prefix: str) -> tuple[i
     return calls, sent
 
 
+def measure_step(sim: Sim, step: Step, cmd: list[str], env: dict[str, str], workdir: Path,
+                 ) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any]]:
+    """The step's run (its changes made first), or the fastest of its ``repeat`` runs, each after changes of
+    its own: one run of a few seconds on a shared machine can be a third slower than the next."""
+    best: tuple[dict[str, Any], str, dict[str, Any], dict[str, Any]] | None = None
+    for i in range(step.repeat):
+        if step.tool == "verify":
+            sim.pad_list(step.change)
+        elif step.change:
+            sim.mutate(step.change, seed=9 + i)
+        before = sim.stats()
+        figures, out = measure(cmd, env, workdir)
+        after = sim.stats()
+        if best is None or figures["wall"] < best[0]["wall"]:
+            best = (figures, out, before, after)
+    assert best is not None
+    return best
+
+
 def run_scenario(sc: Scenario, workdir: Path, reference: Path | None) -> None:
     print(f"\n== {sc.name}", flush=True)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -154,18 +178,12 @@ def run_scenario(sc: Scenario, workdir: Path, reference: Path | None) -> None:
                     continue
                 step_env = {**env, "PYTHONPATH": str(reference)}  # its syncd package before the installed one
             if step.tool == "verify":
-                sim.pad_list(step.change)
-            elif step.change:
-                sim.mutate(step.change)
-            before = sim.stats()
-            if step.tool == "verify":
                 cmd = [PY, "-m", "syncd", "verify", "--config", str(config)]
             elif step.tool in ("syncd", "reference"):
                 cmd = [PY, "-m", "syncd", "sync", "--config", str(config)]
             else:
                 cmd = [PY, str(ROOT / "bench" / "baseline.py"), "--config", str(config)]
-            figures, out = measure(cmd, step_env, workdir)
-            after = sim.stats()
+            figures, out, before, after = measure_step(sim, step, cmd, step_env, workdir)
             word = "verified " if step.tool == "verify" else "read "
             read = int(out.split(word, 1)[1].split()[0].replace(",", "").rstrip(","))
             sf_calls, sf_bytes = delta(before, after, "sf.")
@@ -193,6 +211,7 @@ def run_scenario(sc: Scenario, workdir: Path, reference: Path | None) -> None:
             row["cxone_jobs"] = after["calls"].get("cxone.upload", 0) - before["calls"].get("cxone.upload", 0)
             row["cxone_floor"] = cxone_floor(row["cxone_jobs"]) if sc.latency else None
             row["max_in_flight"] = MAX_IN_FLIGHT
+            row["runs"] = step.repeat
             sc.results.append(row)
             print(f"   {step.tool:8s} {step.label:11s} {row['read_api']:5s} {figures['wall']:8.1f}s wall "
                   f"{figures['cpu']:7.1f}s cpu {figures['maxrss_mb']:7.0f} MB  read {read:,}  SF calls {sf_calls}  "
