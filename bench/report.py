@@ -64,16 +64,18 @@ def targets(sc: list[Any]) -> list[str]:
                      f"{verdict(ratio <= 1.5)}")
         r_ref = find(ref, run="initial")
         for r in (s_big, find(big, tool="syncd", run="initial", read_api="rest")):
-            if r and r_ref:
-                per, before = cpu_per_lead(r), cpu_per_lead(r_ref)
-                lines.append(f"- CPU per lead, initial sync of {r['leads']:,} without latency ({r['read_api']}): "
-                             f"{per:.0f} µs; syncd before issue 15 ({REFERENCE}) {before:.0f} µs on this machine "
-                             f"(×{per / before:.2f}); target ≤ 45/56 of it, {before * CPU_RATIO:.0f} µs: "
-                             f"{verdict(per <= before * CPU_RATIO)}")
-            elif r:
-                lines.append(f"- CPU per lead, initial sync of {r['leads']:,} without latency ({r['read_api']}): "
-                             f"{cpu_per_lead(r):.0f} µs (target ≤ 45 µs, set on another machine; no reference run "
-                             f"here): {verdict(cpu_per_lead(r) <= 45)}")
+            if not r:
+                continue
+            per = cpu_per_lead(r)
+            if r_ref:
+                before = cpu_per_lead(r_ref)
+                goal = before * CPU_RATIO
+                basis = (f"syncd before issue 15 ({REFERENCE}) {before:.0f} µs on this machine (×{per / before:.2f}); "
+                         f"target ≤ 45/56 of it, {goal:.0f} µs")
+            else:
+                goal, basis = 45.0, "target ≤ 45 µs, set on another machine; no reference run here"
+            lines.append(f"- CPU per lead, initial sync of {r['leads']:,} without latency ({r['read_api']}): "
+                         f"{per:.0f} µs; {basis}: {verdict(per <= goal)}")
     size = sc[1].leads
     worst = max((r for s in sc for r in s.results if r["leads"] == size and r["tool"] in ("syncd", "verify")),
                 key=lambda r: r["maxrss_mb"], default=None)
@@ -114,16 +116,13 @@ def targets(sc: list[Any]) -> list[str]:
         share = one["wall"] / init["wall"]
         lines.append(f"- {init['scenario']}: the 1% run took {one['wall']:.1f} s, {share:.1%} of the initial "
                      f"{init['wall']:.1f} s (target ≤ 5%): {verdict(share <= 0.05)}")
-    for label, before in BEFORE.items():
+    for label, fixed in BEFORE.items():
         r, r_ref = find(big, tool="syncd", run=label), find(ref, run=label)
-        if r and r_ref:
-            lines.append(f"- {r['scenario']}: the {label} run took {r['wall']:.1f} s (before issue 15, {REFERENCE} on "
-                         f"this machine: {r_ref['wall']:.1f} s; target no slower, within 10% noise): "
-                         f"{verdict(r['wall'] <= r_ref['wall'] * 1.1)}")
-        elif r and r["leads"] == 1_000_000:
-            lines.append(f"- {r['scenario']}: the {label} run took {r['wall']:.1f} s (before issue 15, on another "
-                         f"machine: {before} s; target no slower, within 10% noise): "
-                         f"{verdict(r['wall'] <= before * 1.1)}")
+        if not r or (r_ref is None and r["leads"] != 1_000_000):
+            continue
+        before, where = (r_ref["wall"], f"{REFERENCE} on this machine") if r_ref else (fixed, "on another machine")
+        lines.append(f"- {r['scenario']}: the {label} run took {r['wall']:.1f} s (before issue 15, {where}: "
+                     f"{before:.1f} s; target no slower, within 10% noise): {verdict(r['wall'] <= before * 1.1)}")
     for rows in (lat, big):
         none = find(rows, tool="syncd", run="no change")
         if none:

@@ -137,11 +137,14 @@ def delta(before: dict[str, Any], after: dict[str, Any], prefix: str) -> tuple[i
     return calls, sent
 
 
-def measure_step(sim: Sim, step: Step, cmd: list[str], env: dict[str, str], workdir: Path,
-                 ) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any]]:
+# One measured run: its figures, its output, and the simulator's stats before and after it.
+Measured = tuple[dict[str, Any], str, dict[str, Any], dict[str, Any]]
+
+
+def measure_step(sim: Sim, step: Step, cmd: list[str], env: dict[str, str], workdir: Path) -> Measured:
     """The step's run (its changes made first), or the fastest of its ``repeat`` runs, each after changes of
     its own: one run of a few seconds on a shared machine can be a third slower than the next."""
-    best: tuple[dict[str, Any], str, dict[str, Any], dict[str, Any]] | None = None
+    best: Measured | None = None
     for i in range(step.repeat):
         if step.tool == "verify":
             sim.pad_list(step.change)
@@ -171,12 +174,13 @@ def run_scenario(sc: Scenario, workdir: Path, reference: Path | None) -> None:
             text = sim.config.replace('path = "state/syncd.db"', f'path = "{db}"')
             text = text.replace("poll_interval_seconds = 0.2", "poll_interval_seconds = 5")  # syncd's default
             text = text.replace('read_api = "auto"', f'read_api = "{step.read_api}"')
-            config.write_text(config_for(text) if step.tool == "reference" else text)
             step_env = env
             if step.tool == "reference":
                 if reference is None:
                     continue
+                text = config_for(text)
                 step_env = {**env, "PYTHONPATH": str(reference)}  # its syncd package before the installed one
+            config.write_text(text)
             if step.tool == "verify":
                 cmd = [PY, "-m", "syncd", "verify", "--config", str(config)]
             elif step.tool in ("syncd", "reference"):
