@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit bench bench-small profile clean
+.PHONY: demo test lint typecheck unit bench bench-small bench-ab profile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench: $(BENCH_STAMP)
 
 bench-small: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py --small --out bench/BENCHMARKS-small.md
+
+# This tree's CPU per lead against a commit's (default: syncd before issue 15), initial syncs in turns.
+bench-ab: $(BENCH_STAMP)
+	$(BIN)/python bench/ab.py
 
 # One initial sync of 100,000 simulated leads under pyinstrument: bench/results/profile.{txt,html}.
 profile: $(BENCH_STAMP)

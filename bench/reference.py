@@ -26,14 +26,14 @@ def compile_package(path: Path) -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(path)], check=True)
 
 
-def extract(root: Path, into: Path) -> Path | None:
-    """The reference's ``syncd`` package under ``into`` (compiled); None, said why, where git cannot give it."""
+def extract(root: Path, into: Path, commit: str = REFERENCE) -> Path | None:
+    """``commit``'s ``syncd`` package under ``into`` (compiled); None, said why, where git cannot give it."""
     try:
-        archive = subprocess.run(["git", "-C", str(root), "archive", REFERENCE, "syncd"],  # noqa: S607 - git on PATH
+        archive = subprocess.run(["git", "-C", str(root), "archive", commit, "syncd"],  # noqa: S607 - git on PATH
                                  capture_output=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as e:
         detail = e.stderr.decode(errors="replace").strip() if isinstance(e, subprocess.CalledProcessError) else e
-        print(f"   no reference run: git cannot give commit {REFERENCE} ({detail})", flush=True)
+        print(f"   no reference run: git cannot give commit {commit} ({detail})", flush=True)
         return None
     into.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
