@@ -29,8 +29,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference import REFERENCE, compile_package, config_for, extract  # beside this file
-from run import PY, ROOT, Sim
+from reference import REFERENCE, compile_package, extract  # beside this file
+from run import PY, ROOT, Sim, sync_config
 
 COLLECTED = re.compile(r"Collected : ([\d,]+)")
 
@@ -42,13 +42,8 @@ def one_sync(tool: str, package: Path, leads: int, read_api: str, workdir: Path,
     workdir.mkdir(parents=True)
     sim = Sim(leads, latency=False, workdir=workdir)
     try:
-        text = sim.config.replace('path = "state/syncd.db"', f'path = "{workdir / "syncd.db"}"')
-        text = text.replace("poll_interval_seconds = 0.2", "poll_interval_seconds = 5")  # syncd's default, as the bench
-        text = text.replace('read_api = "auto"', f'read_api = "{read_api}"')
-        if old_config:
-            text = config_for(text)  # a commit before issue 15 refuses the keys it added
         config = workdir / "syncd.toml"
-        config.write_text(text)
+        config.write_text(sync_config(sim, workdir / "syncd.db", read_api, before_issue_15=old_config))
         cmd = [PY, "-m", "syncd", "sync", "--config", str(config)]
         if instructions:
             cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]

@@ -121,6 +121,15 @@ class Sim:
         self.proc.wait(timeout=30)
 
 
+def sync_config(sim: Sim, db: Path, read_api: str, before_issue_15: bool = False) -> str:
+    """The simulator's config for one sync: its own state file, syncd's default poll interval, the read
+    API asked for; for syncd before issue 15, without the keys that issue added."""
+    text = sim.config.replace('path = "state/syncd.db"', f'path = "{db}"')
+    text = text.replace("poll_interval_seconds = 0.2", "poll_interval_seconds = 5")  # syncd's default
+    text = text.replace('read_api = "auto"', f'read_api = "{read_api}"')
+    return config_for(text) if before_issue_15 else text
+
+
 def measure(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[dict[str, Any], str]:
     proc = subprocess.run([PY, str(ROOT / "bench" / "measure.py"), "--", *cmd], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=7200)
@@ -171,16 +180,12 @@ def run_scenario(sc: Scenario, workdir: Path, reference: Path | None) -> None:
             # (never a directory named syncd: `python -m syncd` runs in this directory)
             db = workdir / ("state" if step.state == "syncd" else f"state-{step.state}") / "syncd.db"
             config = workdir / f"{step.state}.toml"
-            text = sim.config.replace('path = "state/syncd.db"', f'path = "{db}"')
-            text = text.replace("poll_interval_seconds = 0.2", "poll_interval_seconds = 5")  # syncd's default
-            text = text.replace('read_api = "auto"', f'read_api = "{step.read_api}"')
             step_env = env
             if step.tool == "reference":
                 if reference is None:
                     continue
-                text = config_for(text)
                 step_env = {**env, "PYTHONPATH": str(reference)}  # its syncd package before the installed one
-            config.write_text(text)
+            config.write_text(sync_config(sim, db, step.read_api, before_issue_15=step.tool == "reference"))
             if step.tool == "verify":
                 cmd = [PY, "-m", "syncd", "verify", "--config", str(config)]
             elif step.tool in ("syncd", "reference"):
