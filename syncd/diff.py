@@ -16,14 +16,13 @@ lead is not callable) and ``acked`` (what CXone confirmed, None when it is not o
 - **expired**: a record past its last day is off the list: ``acked`` becomes None.
 
 The store runs these rules as SQL (``syncd/store/leads.py``, ``outbox.py``); ``tests/test_diff.py``
-holds the two equal. ``HASH_VERSION`` names the canonical form: change the form, bump it.
+holds the two equal. ``HASH_VERSION`` names the canonical form (the rendered row): change the form, bump
+it, and add a migration that rehashes the stored digests so that an upgrade sends nothing again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -31,28 +30,17 @@ from typing import Any
 from syncd.store.leads import STALE, LeadUpdate
 from syncd.transform import Contact, Rules, Skip, dnc_numbers, transform
 
-HASH_VERSION = 1
+HASH_VERSION = 2  # 1: sorted-key JSON of the whole Contact (phone_type too); 2: the row as the sink receives it
 # Skip reasons checked before (or at) Do Not Call: only these can hide a lead flagged Do Not Call.
 _MAY_BE_DNC = frozenset({"deleted", "merged", "converted", "do_not_call"})
 
-_SORTED_FIELDS = tuple(sorted(f for f in Contact._fields if f != "extra"))
-_sorted_values = operator.itemgetter(*(Contact._fields.index(name) for name in _SORTED_FIELDS))
-_CANONICAL_TEMPLATE = "{" + ",".join(f'"{name}":%s' for name in _SORTED_FIELDS) + "}"
-_json_string = json.encoder.encode_basestring  # what JSONEncoder(ensure_ascii=False) quotes text with
 
-
-def canonical(contact: Contact) -> str:
-    """``json.dumps(contact._asdict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)``,
-    written out: every field is text, so the encoder's only work is quoting each value (a test holds
-    the two equal). Without mapped extra columns the ``extra`` key is left out, so a contact's hash
-    is the same as before columns could be mapped (no re-send of the whole list on upgrade)."""
-    if contact.extra:
-        return json.dumps(contact._asdict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return _CANONICAL_TEMPLATE % tuple(map(_json_string, _sorted_values(contact)))
-
-
-def content_hash(contact: Contact) -> bytes:
-    return hashlib.blake2b(canonical(contact).encode("utf-8"), digest_size=16).digest()
+def content_hash(row: str) -> bytes:
+    """The digest of a contact's canonical form: the exact row its sink sends (a call list's CSV line,
+    a contacts-batch JSON object). What CXone cannot see (a call list has no phone type) changes no
+    hash and sends nothing; a sink or column change that alters the row changes every hash. m010
+    rehashed the state's version-1 digests to this form."""
+    return hashlib.blake2b(row.encode("utf-8"), digest_size=16).digest()
 
 
 @dataclass(frozen=True)
@@ -116,7 +104,7 @@ def page_updates(records: Iterable[Any], rules: Rules, render: Callable[[Contact
         if type(outcome) is Contact:
             payload = render(outcome)
             if max_chars is None or len(payload) <= max_chars:
-                add(LeadUpdate(outcome.external_id, stamp, content_hash(outcome), payload, phone=outcome.phone))
+                add(LeadUpdate(outcome.external_id, stamp, content_hash(payload), payload, phone=outcome.phone))
                 continue
             outcome = Skip(outcome.external_id, "too_long", f"{len(payload)} > {max_chars} characters")
         assert isinstance(outcome, Skip)

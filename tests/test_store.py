@@ -55,7 +55,7 @@ def test_pragmas_and_permissions(store: Store) -> None:
 def test_migrations_are_named_and_reopen_cleanly(store: Store) -> None:
     names = migration_names(store)
     assert names == ["m001_initial", "m002_parked_batch", "m003_daemon", "m004_batch_rows", "m005_batch_bodies",
-                     "m006_pending_covering", "m007_closed_loop", "m008_full_refresh", "m009_bulk"]
+                     "m006_pending_covering", "m007_closed_loop", "m008_full_refresh", "m009_bulk", "m010_row_hash"]
     store.close()
     again = Store(store.path)
     assert migration_names(again) == names
@@ -73,13 +73,13 @@ def test_an_older_schema_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -
     conn.execute("INSERT INTO batch_members (batch_id, lead_id, hash, payload) VALUES ('b1', 'L1', x'01', 'row')")
     conn.close()
     store = Store(path)
-    assert migration_names(store)[-1] == "m009_bulk"
+    assert migration_names(store)[-1] == "m010_row_hash"
     lead = store.lead("L1")
     assert store.lead_ids() == ["L1"]
     assert lead is not None
     assert (lead["payload"], lead["parked_batch"]) == ("row", None)
-    # A batch staged before m004 (and m005) keeps its exact rows.
-    assert store.members("b1") == [Member("L1", b"\x01", "row")]
+    # A batch staged before m004 (and m005) keeps its exact rows (its digest rehashed from the row by m010).
+    assert store.members("b1") == [Member("L1", h("row"), "row")]
 
 
 def test_batches_open_at_m004_keep_their_exact_rows_through_m005(tmp_path: Path) -> None:
@@ -105,6 +105,34 @@ def test_batches_open_at_m004_keep_their_exact_rows_through_m005(tmp_path: Path)
         assert store.members(batch_id) == [Member(i, h(p), p) for i, p in sorted(members.items())]
     assert store.members("r1") == [Member("L9", None, None)]
     assert "batch_rows" not in store.db.table_names()
+
+
+def test_m010_rehashes_each_digest_from_the_row_stored_beside_it(tmp_path: Path) -> None:
+    path = tmp_path / "m009.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA application_id = {0x53594E43}")
+    migrations.apply(sqlite_utils.Database(conn), stop_before="m010_row_hash")
+    old = {name: bytes([n]) * 16 for n, name in enumerate(("current", "dirty", "acked", "staged", "gone"), 1)}
+    leads = [("current", old["current"], old["current"], "row-c", None),  # CXone holds the current row
+             ("changed", old["dirty"], old["acked"], "row-d", None),  # content changed since CXone confirmed it
+             ("stale", old["current"], b"\x00", "row-s", None),  # due its keep-alive
+             ("removal", None, old["gone"], None, None),  # pending removal
+             ("in-batch", old["staged"], None, "row-now", "b1")]  # staged, then changed again
+    conn.executemany("INSERT INTO leads (id, seen_hash, acked_hash, payload, batch_id) VALUES (?, ?, ?, ?, ?)", leads)
+    conn.execute("INSERT INTO batches (id, kind, state, file_name, rows, created_at) "
+                 "VALUES ('b1', 'upsert', 'submitted', 'f.csv', 1, '')")
+    conn.execute("INSERT INTO batch_members (batch_id, lead_id, hash) VALUES ('b1', 'in-batch', ?)", (old["staged"],))
+    conn.execute("INSERT INTO batch_bodies (batch_id, rows) VALUES ('b1', ?)", ('{"in-batch": "row-staged"}',))
+    conn.close()
+    store = Store(path)
+    got = {i: (seen, acked) for i, seen, acked in store.conn.execute("SELECT id, seen_hash, acked_hash FROM leads")}
+    assert got == {"current": (h("row-c"), h("row-c")), "changed": (h("row-d"), old["acked"]),
+                   "stale": (h("row-s"), b"\x00"), "removal": (None, old["gone"]), "in-batch": (h("row-now"), None)}
+    # The member's digest is of the row it was staged with: its ack confirms that row, and the lead
+    # (changed since) stays dirty.
+    assert store.members("b1") == [Member("in-batch", h("row-staged"), "row-staged")]
+    assert pending(store) == ["changed", "stale"]
+    assert pending(store, "remove") == ["removal"]
 
 
 def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ that carries a migration this version does not know. Never edit a released migra
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import sqlite_utils
@@ -253,3 +254,26 @@ def m009_bulk(db: sqlite_utils.Database) -> None:
     ALTER TABLE sync_state ADD COLUMN bulk_api_version TEXT;
     ALTER TABLE sync_state ADD COLUMN bulk_locator TEXT;
     """)
+
+
+def _row_hash_v2(row: str | None) -> bytes | None:
+    """Hash version 2 as m010 applies it (frozen here: a later version adds its own migration)."""
+    return None if row is None else hashlib.blake2b(row.encode("utf-8"), digest_size=16).digest()
+
+
+@migrations()
+def m010_row_hash(db: sqlite_utils.Database) -> None:
+    """Hash version 2 (``syncd/diff.py``): a lead's digest is of the row its sink receives, not of the
+    whole contact. A call list never sees the phone type, and a change of it alone re-sent an
+    identical row. Every stored digest is recomputed from the row stored beside it, so an upgrade
+    sends nothing: a lead whose confirmed content was current (acked = seen) stays so, and an open
+    batch's members take the digest of the row staged for each, which their ack then confirms. A
+    confirmed digest of other content (the lead changed since, or STALE) keeps its version-1 value,
+    which no row hashes to: that lead stays dirty, as it was."""
+    db.register_function(_row_hash_v2, deterministic=True, name="syncd_row_hash_v2")
+    db.execute("UPDATE leads SET acked_hash = CASE WHEN acked_hash = seen_hash THEN syncd_row_hash_v2(payload) "
+               "ELSE acked_hash END, seen_hash = syncd_row_hash_v2(payload) WHERE payload IS NOT NULL")
+    for batch_id, body in db.execute("SELECT batch_id, rows FROM batch_bodies ORDER BY batch_id").fetchall():
+        rows: dict[str, str] = json.loads(body)
+        db.conn.executemany("UPDATE batch_members SET hash = ? WHERE batch_id = ? AND lead_id = ? AND hash IS NOT NULL",
+                            [(_row_hash_v2(row), batch_id, lead_id) for lead_id, row in rows.items()])
