@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import stat
 from datetime import datetime, timedelta, timezone
@@ -13,7 +14,7 @@ import sqlite_utils
 from syncd.errors import LockHeld, StateError
 from syncd.lock import StateLock
 from syncd.store import PENDING, LeadUpdate, Member, Store
-from syncd.store.db import WAL_AUTOCHECKPOINT_PAGES
+from syncd.store.db import WAL_AUTOCHECKPOINT_PAGES, json_text, json_value
 from syncd.store.schema import migrations
 
 T = datetime(2024, 5, 15, 10, 30, tzinfo=timezone.utc)
@@ -313,3 +314,11 @@ def test_numbers_to_suppress_are_read_on_from_the_last_one_in_order(store: Store
         c.execute("DELETE FROM dnc_links WHERE phone IN (?, ?)", (phones[150], phones[160]))
     assert store.to_release(1) == [phones[150]]
     assert store.to_release(1, after=phones[150]) == [phones[160]]
+
+
+def test_the_json_helpers_read_and_write_what_orjson_refuses_as_the_standard_library_does() -> None:
+    assert json_text(["00Q000000000001AAA", "é"]) == '["00Q000000000001AAA","é"]'
+    assert json.loads(json_text(["a\ud800b"])) == ["a\ud800b"]  # a lone surrogate: orjson cannot write it
+    assert json_value('{"b": "x", "a": "y"}') == {"b": "x", "a": "y"}
+    assert list(json_value('{"b": "x", "a": "y"}')) == ["b", "a"]  # a batch body's rows keep their order
+    assert json_value('{"a": "\\ud800", "n": NaN}')["a"] == "\ud800"  # orjson refuses both

@@ -6,12 +6,12 @@ The predicates below are the SQL twins of ``diff.is_dirty``, ``diff.is_pending_u
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
+from syncd.store.db import json_text
 from syncd.store.window import WindowQueries
 
 DIRTY = "seen_hash IS NOT acked_hash"
@@ -41,7 +41,7 @@ def existing(c: sqlite3.Connection, table: str, key: str, ids: list[str]) -> set
     if not ids:
         return set()
     sql = f"SELECT {key} FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))"  # noqa: S608 - fixed names
-    return {row[0] for row in c.execute(sql, (json.dumps(ids),))}
+    return {row[0] for row in c.execute(sql, (json_text(ids),))}
 
 
 class LeadQueries(WindowQueries):
@@ -109,7 +109,7 @@ class LeadQueries(WindowQueries):
         out: dict[str, str | None] = {}
         for table, key in (("skips", "lead_id"), ("leads", "id")):
             sql = f"SELECT {key}, modstamp FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))"  # noqa: S608
-            out.update({r[key]: r["modstamp"] for r in self._rows(sql, (json.dumps(ids),))})
+            out.update({r[key]: r["modstamp"] for r in self._rows(sql, (json_text(ids),))})
         return out
 
     @staticmethod
@@ -128,7 +128,7 @@ class LeadQueries(WindowQueries):
             return
         last = dict(c.execute("SELECT id, phone FROM leads WHERE id IN (SELECT value FROM json_each(?)) "
                               "AND phone IS NOT NULL AND (acked_hash IS NOT NULL OR batch_id IS NOT NULL)",
-                              (json.dumps(list(dnc)),)).fetchall())
+                              (json_text(list(dnc)),)).fetchall())
         rows = [(phone, lead_id, u.modstamp) for lead_id, u in dnc.items()
                 for phone in sorted(set(u.dnc) | ({last[lead_id]} if lead_id in last else set()))]
         c.executemany("INSERT OR IGNORE INTO dnc_links (phone, lead_id, since) VALUES (?, ?, ?)", rows)

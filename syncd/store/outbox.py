@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from syncd.errors import StateError
-from syncd.store.db import from_iso, iso
+from syncd.store.db import from_iso, iso, json_value
 from syncd.store.leads import PENDING, LeadQueries
 
 
@@ -149,14 +149,14 @@ class OutboxQueries(LeadQueries):
         rows = self.conn.execute("SELECT lead_id, hash FROM batch_members WHERE batch_id = ? ORDER BY lead_id",
                                  (batch_id,)).fetchall()
         body = self.conn.execute("SELECT rows FROM batch_bodies WHERE batch_id = ?", (batch_id,)).fetchone()
-        payloads: dict[str, str] = json.loads(body[0]) if body else {}
+        payloads: dict[str, str] = json_value(body[0]) if body else {}
         return [Member(lead_id, hash_, payloads.get(lead_id)) for lead_id, hash_ in rows]
 
     def rows(self, batch_id: str) -> list[str]:
         """An open upsert batch's exact rows, in the order staged (lead id), without reading its members."""
         body = self.conn.execute("SELECT b.rows, s.rows FROM batches s LEFT JOIN batch_bodies b ON b.batch_id = s.id "
                                  "WHERE s.id = ?", (batch_id,)).fetchone()
-        rows: list[str] = list(json.loads(body[0]).values()) if body and body[0] is not None else []
+        rows: list[str] = list(json_value(body[0]).values()) if body and body[0] is not None else []
         if body is None or len(rows) != body[1]:
             raise StateError(f"batch {batch_id} should hold {body[1] if body else '?'} rows but its body has "
                              f"{len(rows)}; the state is damaged")

@@ -6,11 +6,10 @@ Only numbers syncd added are ever expired, and only when no lead links them any 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from syncd.store.db import Database, iso
+from syncd.store.db import Database, iso, json_text
 
 _TO_ADD = ("SELECT DISTINCT k.phone FROM dnc_links k "
            "WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = k.phone)")
@@ -30,7 +29,7 @@ class SuppressQueries(Database):
         return [r[0] for r in self.conn.execute(
             _TO_ADD + " AND k.phone IN (SELECT value FROM json_each(?)) "  # noqa: S608 - fixed SQL
             "AND NOT EXISTS (SELECT 1 FROM dnc_links o JOIN leads l ON l.id = o.lead_id WHERE o.phone = k.phone "
-            "AND (l.acked_hash IS NOT NULL OR l.batch_id IS NOT NULL)) ORDER BY k.phone", (json.dumps(list(phones)),))]
+            "AND (l.acked_hash IS NOT NULL OR l.batch_id IS NOT NULL)) ORDER BY k.phone", (json_text(list(phones)),))]
 
     def to_release(self, limit: int, after: str = "") -> list[str]:
         return [r[0] for r in self.conn.execute(_TO_RELEASE + " AND s.phone > ? ORDER BY s.phone LIMIT ?",
