@@ -87,3 +87,17 @@ def test_a_state_of_hash_version_1_is_rehashed_and_an_upgrade_sends_nothing(env:
     assert env.sync().ok
     assert env.uploaded_ids(uploads) == [changed]
     assert env.on_list() == oracle.expected(env.sim.leads())
+
+
+def test_after_a_switch_of_sink_a_full_re_read_sends_every_lead_in_the_new_form(env: Env) -> None:
+    """The hash is of the sink's row, so the contacts-batch API gets every callable lead once the org is
+    read again: under version 1 the digests matched and it got none."""
+    env.sim.seed_leads(ORG, seed=23)
+    assert env.sync().ok
+    assert env.list_phones() == oracle.expected(env.sim.leads())
+    env.api = "contacts-batch"
+    reset(env.config())
+    result = env.sync()
+    assert result.ok, result.error
+    assert result.read == ORG
+    assert env.batch_phones() == oracle.expected(env.sim.leads())
