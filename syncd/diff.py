@@ -38,7 +38,7 @@ _MAY_BE_DNC = frozenset({"deleted", "merged", "converted", "do_not_call"})
 def content_hash(row: str) -> bytes:
     """The digest of a contact's canonical form: the exact row its sink sends (a call list's CSV line,
     a contacts-batch JSON object). What CXone cannot see (a call list has no phone type) changes no
-    hash and sends nothing; a sink or column change that alters the row changes every hash. m010
+    hash and sends nothing; a sink or column change alters each lead's hash when it is next read. m010
     rehashed the state's version-1 digests to this form."""
     return hashlib.blake2b(row.encode("utf-8"), digest_size=16).digest()
 
