@@ -146,3 +146,20 @@ def test_a_removal_from_a_list_name_cxone_does_not_have_names_the_setting(env: E
     env.write_config()  # the right list name again
     assert cli(env, "sync").returncode == 0
     assert env.list_phones() == oracle.expected(env.sim.leads())
+
+
+@pytest.mark.parametrize("route", ["cxone.openid", "cxone.discovery"])
+def test_a_refused_discovery_document_is_not_called_the_api_users_rights(env: Env, route: str) -> None:
+    """Seen in the chaos run: a 401 on /.well-known/openid-configuration was reported as the role's
+    missing right to upload, which would send the operator to the wrong screen."""
+    env.sim.seed_leads(120, seed=174)
+    env.sim.faults.add({"route": route, "kind": "unauthorized", "count": 1})
+    result = env.sync(batch_size=100)
+    assert not result.ok
+    assert result.error is not None
+    assert "discovery document" in result.error
+    assert "cxone.call_lists.issuer" in result.error
+    assert "give its role the right" not in result.error
+    assert status(env.config())["leads"]["parked"] == 0
+    assert env.sync(batch_size=100).ok
+    assert env.list_phones() == oracle.expected(env.sim.leads())
