@@ -21,7 +21,7 @@ from syncd.cxone.dnc import DncGroups
 from syncd.cxone.download import ListRecord, records
 from syncd.cxone.render import csv_line, csv_values
 from syncd.errors import AuthFailed, ProtocolError
-from syncd.http import json_object, raise_for_status, send
+from syncd.http import json_object, path_of, raise_for_status, send
 from syncd.secrets import Secrets
 from syncd.transform import Contact
 
@@ -49,7 +49,14 @@ class CallListsSink:
 
     # -- auth and discovery ---------------------------------------------------------------------
     def _discover(self, suffix: str, *keys: str, params: dict[str, str] | None = None) -> dict[str, Any]:
-        resp = send(self.session, "GET", f"{self.cfg.issuer}/.well-known/{suffix}", REMOTE, params=params)
+        url = f"{self.cfg.issuer}/.well-known/{suffix}"
+        resp = send(self.session, "GET", url, REMOTE, params=params)
+        if resp.status_code in (401, 403):
+            # Discovery needs no credentials: a refusal is not the API user's rights (as token_request
+            # names the credentials for the token endpoint's).
+            raise AuthFailed(f"the discovery document needs no credentials, so the issuer {self.cfg.issuer} "
+                             "(cxone.call_lists.issuer) is wrong or a proxy is in the way", remote=REMOTE,
+                             method="GET", path=path_of(url), status=resp.status_code)
         raise_for_status(resp, REMOTE)
         return json_object(resp, REMOTE, *keys)
 

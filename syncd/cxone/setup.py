@@ -33,10 +33,6 @@ def setup_problem(cfg: Config, e: RemoteError, removal: bool = False) -> str | N
             return (f"CXone has no call list {cl.list_id}: set cxone.call_lists.list_id to the list's id "
                     "(Outbound > Lists in CXone; `syncd doctor` checks it)")
         return f"CXone answered 404 for the upload: check {_target(cfg)}"
-    if e.status in (401, 403) and cl is not None and "/.well-known/" in e.path:
-        # Discovery needs no credentials: a refusal there is not the API user's rights.
-        return (f"CXone's discovery document ({e.path}) answered {e.status}; it needs no credentials, so the "
-                f"issuer {cl.issuer} (cxone.call_lists.issuer) is wrong or a proxy is in the way")
     if e.status in (401, 403):
         return (f"CXone refuses this API user the upload to {_target(cfg)} ({e.status}): give its role the right "
                 "to manage call lists, or correct the ids (`syncd doctor` checks them)")
