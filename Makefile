@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/syncd demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check syncd tests
+	$(BIN)/ruff check syncd tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -26,7 +26,7 @@ unit: $(STAMP)
 
 # The soak runs on its own, unparallelised and with -s, so its seed and figures reach the log.
 test: $(STAMP)
-	$(BIN)/ruff check syncd tests
+	$(BIN)/ruff check syncd tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q -n 2 -p no:cacheprovider -m "not soak"
 	$(BIN)/pytest -q -s -p no:cacheprovider -m soak

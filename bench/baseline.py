@@ -53,11 +53,12 @@ def main() -> int:
     rules = Rules(frozenset(config.salesforce.eligible_statuses), tuple(config.salesforce.phone_fields),
                   config.salesforce.default_region)
     rows = []
+    limit = CallListsSink.max_record_chars
     for record in records:
         out = transform(record, rules)
         if isinstance(out, Contact):
             line = sink.render(out)
-            if len(line) <= CallListsSink.max_record_chars:
+            if limit is None or len(line) <= limit:
                 rows.append(line)
 
     for n, start in enumerate(range(0, len(rows), CHUNK)):

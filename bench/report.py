@@ -54,7 +54,7 @@ def cpu_per_lead(r: dict[str, Any]) -> float:
 
 def targets(sc: list[Any]) -> list[str]:
     mid, big, lat = sc[0].results, sc[1].results, sc[2].results
-    ref = next((s.results for s in sc if any(r["tool"] == "reference" for r in s.results)), [])
+    ref: list[dict[str, Any]] = next((s.results for s in sc if any(r["tool"] == "reference" for r in s.results)), [])
     lines = []
     s_mid, s_big = find(mid, tool="syncd", run="initial"), find(big, tool="syncd", run="initial", read_api="auto")
     if s_mid and s_big:

@@ -242,7 +242,7 @@ def floor(row: dict[str, Any]) -> float:
     """The least time the run's remote calls need, overlapped perfectly: Salesforce answers one call at a
     time (every call's latency, plus a Bulk job's processing delay), and the last CXone upload can only
     follow the last page: its call, its job's delay and the poll that sees it done."""
-    sf = row["sf_slow_calls"] * SF_LATENCY + (BULK_DELAY if row["bulk_jobs"] else 0.0)
+    sf = float(row["sf_slow_calls"]) * SF_LATENCY + (BULK_DELAY if row["bulk_jobs"] else 0.0)
     last_job = 2 * CX_LATENCY + JOB_DELAY if row["cxone_calls"] else 0.0
     return sf + last_job
 
