@@ -39,9 +39,9 @@ err = Console(stderr=True)
 
 def _version(value: bool) -> None:
     if value:
-        from syncd.store.schema import migrations
+        from syncd.store.schema import NAMES
 
-        print(f"syncd {__version__} (state schema {migrations._migrations[-1].name})")
+        print(f"syncd {__version__} (state schema {NAMES[-1]})")
         raise typer.Exit(EXIT_OK)
 
 

@@ -25,7 +25,7 @@ from syncd.config_file import load_config
 from syncd.context import Progress as RunProgress
 from syncd.errors import ConfigError
 from syncd.sim import SIM_SECRETS
-from syncd.store.schema import migrations
+from syncd.store.schema import NAMES
 from tests.conftest import Env
 from tests.test_daemon import wait_for
 
@@ -40,7 +40,7 @@ def run(env: Env, *args: str, cwd: Path | None = None, **extra: str) -> subproce
 def test_version_help_and_completion(env: Env) -> None:
     proc = run(env, "--version")
     assert proc.returncode == 0
-    assert proc.stdout.strip() == f"syncd {__version__} (state schema {migrations._migrations[-1].name})"
+    assert proc.stdout.strip() == f"syncd {__version__} (state schema {NAMES[-1]})"
     for args in (["-h"], ["status", "-h"], ["replay-job", "-h"]):
         shown = run(env, *args, COLUMNS="100")
         assert shown.returncode == 0, args

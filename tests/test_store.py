@@ -4,6 +4,8 @@ import hashlib
 import json
 import sqlite3
 import stat
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from syncd.errors import LockHeld, StateError
 from syncd.lock import StateLock
 from syncd.store import PENDING, LeadUpdate, Member, Store
 from syncd.store.db import WAL_AUTOCHECKPOINT_PAGES, json_text, json_value
-from syncd.store.schema import migrations
+from syncd.store.schema import NAMES, applied, migrations
 
 T = datetime(2024, 5, 15, 10, 30, tzinfo=timezone.utc)
 
@@ -62,12 +64,39 @@ def test_migrations_are_named_and_reopen_cleanly(store: Store) -> None:
     assert migration_names(again) == names
 
 
+def test_the_applied_migrations_read_as_sqlite_utils_reads_them(tmp_path: Path) -> None:
+    """``applied`` is the library's ``Migrations.applied`` without the library: at each step of an
+    upgrade, and with another migration set's rows in the same table."""
+    conn = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    db = sqlite_utils.Database(conn)
+    assert applied(conn) == [m.name for m in migrations().applied(db)] == []
+    migrations().apply(db, stop_before="m004_batch_rows")
+    conn.execute("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('other', 'm999_x', '')")
+    assert applied(conn) == [m.name for m in migrations().applied(db)] == list(NAMES[:3])
+    migrations().apply(db)
+    assert applied(conn) == [m.name for m in migrations().applied(db)] == list(NAMES)
+    assert [m.name for m in migrations().pending(db)] == []
+
+
+def test_a_start_on_an_up_to_date_state_does_not_import_sqlite_utils(tmp_path: Path) -> None:
+    """sqlite-utils is imported for a migration only: every later start of syncd spares its import."""
+    path = tmp_path / "syncd.db"
+    Store(path).close()  # created and migrated here
+    code = ("import sys; from syncd.store import Store; s = Store(__import__('pathlib').Path(sys.argv[1])); "
+            "print(s.schema_version(), 'sqlite_utils' in sys.modules)")
+    fresh = subprocess.run([sys.executable, "-c", code, str(tmp_path / "new.db")], capture_output=True, text=True,
+                           check=True)
+    assert fresh.stdout.split() == [NAMES[-1], "True"]  # a new file needs its migrations
+    again = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert again.stdout.split() == [NAMES[-1], "False"]
+
+
 def test_an_older_schema_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute(f"PRAGMA application_id = {0x53594E43}")
     db = sqlite_utils.Database(conn)
-    migrations.apply(db, stop_before="m002_parked_batch")  # the state as the first release left it
+    migrations().apply(db, stop_before="m002_parked_batch")  # the state as the first release left it
     conn.execute("INSERT INTO leads (id, seen_hash, payload) VALUES ('L1', x'01', 'row')")
     conn.execute("INSERT INTO batches (id, kind, state, file_name, rows, created_at) "
                  "VALUES ('b1', 'upsert', 'staged', 'f.csv', 1, '')")
@@ -87,7 +116,7 @@ def test_batches_open_at_m004_keep_their_exact_rows_through_m005(tmp_path: Path)
     path = tmp_path / "m004.db"
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute(f"PRAGMA application_id = {0x53594E43}")
-    migrations.apply(sqlite_utils.Database(conn), stop_before="m005_batch_bodies")
+    migrations().apply(sqlite_utils.Database(conn), stop_before="m005_batch_bodies")
     rows = {"b1": {"L2": 'L2,+14155552671,"Smith, Jo"', "L1": "L1,+14155552672,Zoë"}, "b2": {"L3": "L3,+1,x"}}
     for batch_id, members in rows.items():
         conn.execute("INSERT INTO batches (id, kind, state, file_name, rows, created_at) "
@@ -105,14 +134,14 @@ def test_batches_open_at_m004_keep_their_exact_rows_through_m005(tmp_path: Path)
     for batch_id, members in rows.items():
         assert store.members(batch_id) == [Member(i, h(p), p) for i, p in sorted(members.items())]
     assert store.members("r1") == [Member("L9", None, None)]
-    assert "batch_rows" not in store.db.table_names()
+    assert "batch_rows" not in sqlite_utils.Database(store.conn).table_names()
 
 
 def test_m010_rehashes_each_digest_from_the_row_stored_beside_it(tmp_path: Path) -> None:
     path = tmp_path / "m009.db"
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute(f"PRAGMA application_id = {0x53594E43}")
-    migrations.apply(sqlite_utils.Database(conn), stop_before="m010_row_hash")
+    migrations().apply(sqlite_utils.Database(conn), stop_before="m010_row_hash")
     old = {name: bytes([n]) * 16 for n, name in enumerate(("current", "dirty", "acked", "staged", "gone"), 1)}
     leads = [("current", old["current"], old["current"], "row-c", None),  # CXone holds the current row
              ("changed", old["dirty"], old["acked"], "row-d", None),  # content changed since CXone confirmed it

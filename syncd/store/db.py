@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import sqlite_utils
 
 from syncd.errors import StateError
-from syncd.store.schema import APPLICATION_ID, TABLES, migrations
+from syncd.store.schema import APPLICATION_ID, NAMES, TABLES, applied, migrations
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
@@ -141,7 +140,6 @@ class Database:
             raise describe(path, e, busy_timeout) from None
         try:
             self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            self.db = sqlite_utils.Database(self.conn)
             # Identify the file before anything can write to it (even switching to WAL rewrites its header).
             self._check_identity()
             if not readonly:
@@ -165,24 +163,25 @@ class Database:
         has_tables = self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
         if app_id not in (0, APPLICATION_ID) or (app_id == 0 and has_tables):
             raise StateError(f"{self.path} is a SQLite database but not syncd's; refusing to touch it")
-        known = {m.name for m in migrations._migrations}
-        unknown = [m.name for m in migrations.applied(self.db) if m.name not in known]
+        unknown = [name for name in applied(self.conn) if name not in NAMES]
         if unknown:
             raise StateError(f"{self.path} was written by a newer syncd (schema {unknown[-1]}); "
                              "upgrade syncd to use it")
 
     def schema_version(self) -> str | None:
         """The last migration applied to this file (``m009_bulk``), as ``status`` reports it."""
-        applied = [m.name for m in migrations.applied(self.db)]
-        return applied[-1] if applied else None
+        names = applied(self.conn)
+        return names[-1] if names else None
 
     def _migrate(self) -> None:
-        if not migrations.pending(self.db):
+        if set(NAMES) <= set(applied(self.conn)):
             return
+        import sqlite_utils  # only now: a file already up to date never needs the library
+
         with self.transaction():
             if self.conn.execute("PRAGMA application_id").fetchone()[0] == 0:
                 self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            migrations.apply(self.db)
+            migrations().apply(sqlite_utils.Database(self.conn))
 
     def _check_schema(self) -> None:
         """Every table of the schema is there, and the one-row tables hold their row."""

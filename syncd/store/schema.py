@@ -2,25 +2,63 @@
 
 Part of the store: ``syncd/store/db.py`` applies them inside its write transaction and refuses a file
 that carries a migration this version does not know. Never edit a released migration: add one.
+
+sqlite-utils is imported only when a migration is pending (a new or an older state file): a start
+on an up-to-date file reads the applied names with one query (``applied``) and spares every
+command, ``syncd status`` beside the daemon included, the library's import (~0.2 s).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+if TYPE_CHECKING:
+    import sqlite_utils
+    from sqlite_utils.migrations import Migrations
 
 APPLICATION_ID = 0x53594E43  # "SYNC": marks a syncd database
 
-migrations = Migrations("syncd")
+MIGRATION_SET = "syncd"  # sqlite-utils' name for the set, in its table _sqlite_migrations
+Migration = Callable[["sqlite_utils.Database"], None]
+_MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register a migration, in order (applied by sqlite-utils under the function's name)."""
+    _MIGRATIONS.append(fn)
+    return fn
+
+
+@functools.cache
+def migrations() -> Migrations:
+    """The sqlite-utils migration set (imports the library: only for a file with a migration pending)."""
+    from sqlite_utils.migrations import Migrations
+
+    out = Migrations(MIGRATION_SET)
+    for fn in _MIGRATIONS:
+        out()(fn)
+    return out
+
+
+def applied(conn: sqlite3.Connection) -> list[str]:
+    """The names of the migrations applied to this file, in the order applied: what sqlite-utils'
+    ``Migrations.applied`` reads (``tests/test_store.py`` holds the two equal), without importing it."""
+    table = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlite_migrations'")
+    if table.fetchone() is None:
+        return []
+    return [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ? ORDER BY rowid",
+                                       (MIGRATION_SET,))]
 # Every table the current schema has (checked at open: a missing one is damage, not an empty state).
 TABLES = ("sync_state", "leads", "batches", "batch_members", "batch_bodies", "runs", "skips", "daemon", "dnc_links",
           "suppressions", "verifications")
 
 
-@migrations()
+@migration
 def m001_initial(db: sqlite_utils.Database) -> None:
     db.executescript("""
     CREATE TABLE sync_state (
@@ -103,13 +141,13 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     """)
 
 
-@migrations()
+@migration
 def m002_parked_batch(db: sqlite_utils.Database) -> None:
     # Which batch's failure parked a lead, so `syncd jobs` and `replay-job` can find it.
     db.execute("ALTER TABLE leads ADD COLUMN parked_batch TEXT")
 
 
-@migrations()
+@migration
 def m003_daemon(db: sqlite_utils.Database) -> None:
     # What the daemon is doing, for `syncd status` beside it (one row; the lock says if it is alive).
     db.executescript("""
@@ -128,7 +166,7 @@ def m003_daemon(db: sqlite_utils.Database) -> None:
     """)
 
 
-@migrations()
+@migration
 def m004_batch_rows(db: sqlite_utils.Database) -> None:
     # The exact rows of open batches move to their own table, deleted when a batch closes: nulling
     # them in place left batch_members' pages half empty (~215 bytes a member at 1M leads).
@@ -146,7 +184,7 @@ def m004_batch_rows(db: sqlite_utils.Database) -> None:
     """)
 
 
-@migrations()
+@migration
 def m005_batch_bodies(db: sqlite_utils.Database) -> None:
     # An open batch's exact rows as one JSON object {lead id: row}, not a row per lead: staging and
     # closing a batch write one record instead of thousands (the per-lead cost of an initial sync).
@@ -159,7 +197,7 @@ def m005_batch_bodies(db: sqlite_utils.Database) -> None:
     db.execute("DROP TABLE batch_rows")
 
 
-@migrations()
+@migration
 def m006_pending_covering(db: sqlite_utils.Database) -> None:
     # The pending index holds every column its condition reads: counting and staging pending leads
     # then never visits the table (SQLite re-checks a partial index's terms against the row unless the
@@ -171,7 +209,7 @@ def m006_pending_covering(db: sqlite_utils.Database) -> None:
     """)
 
 
-@migrations()
+@migration
 def m007_closed_loop(db: sqlite_utils.Database) -> None:
     # What CXone holds, not only what it acked: the number on the record, when it expires (from the
     # ack, then from what verification reads), the batch that put it there, a removal answered as done
@@ -223,7 +261,7 @@ def m007_closed_loop(db: sqlite_utils.Database) -> None:
     """)
 
 
-@migrations()
+@migration
 def m008_full_refresh(db: sqlite_utils.Database) -> None:
     """Full refresh, the delete log and Salesforce's clock (issue 14).
 
@@ -243,7 +281,7 @@ def m008_full_refresh(db: sqlite_utils.Database) -> None:
     """)
 
 
-@migrations()
+@migration
 def m009_bulk(db: sqlite_utils.Database) -> None:
     """Bulk API 2.0 reads (issue 15): the open window's query job, the API version it was made with
     (its results must be read with the same one), and the locator of the next chunk to apply. A
@@ -261,7 +299,7 @@ def _row_hash_v2(row: str | None) -> bytes | None:
     return None if row is None else hashlib.blake2b(row.encode("utf-8"), digest_size=16).digest()
 
 
-@migrations()
+@migration
 def m010_row_hash(db: sqlite_utils.Database) -> None:
     """Hash version 2 (``syncd/diff.py``): a lead's digest is of the row its sink receives, not of the
     whole contact. A call list never sees the phone type, and a change of it alone re-sent an
@@ -277,3 +315,6 @@ def m010_row_hash(db: sqlite_utils.Database) -> None:
         rows: dict[str, str] = json.loads(body)
         db.conn.executemany("UPDATE batch_members SET hash = ? WHERE batch_id = ? AND lead_id = ? AND hash IS NOT NULL",
                             [(_row_hash_v2(row), batch_id, lead_id) for lead_id, row in rows.items()])
+
+
+NAMES = tuple(fn.__name__ for fn in _MIGRATIONS)  # every migration this version knows, in order
