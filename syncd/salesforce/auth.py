@@ -10,7 +10,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import jwt
 import requests
 
 from syncd.config import SalesforceConfig, check_url, is_loopback
@@ -115,6 +114,8 @@ class SalesforceAuth:
         # exp by Salesforce's clock, not the host's: a host a few minutes fast or slow still signs a JWT
         # Salesforce accepts (it takes exp at most 300 s ahead of its own time).
         self.learn_clock()
+        import jwt  # the JWT flow only: PyJWT loads cryptography (~60 ms)
+
         claims = {"iss": cfg.client_id, "sub": cfg.username, "aud": cfg.audience,
                   "exp": int(self.server_now().timestamp()) + JWT_LIFETIME}
         try:
