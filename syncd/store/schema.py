@@ -53,6 +53,8 @@ def applied(conn: sqlite3.Connection) -> list[str]:
         return []
     return [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ? ORDER BY rowid",
                                        (MIGRATION_SET,))]
+
+
 # Every table the current schema has (checked at open: a missing one is damage, not an empty state).
 TABLES = ("sync_state", "leads", "batches", "batch_members", "batch_bodies", "runs", "skips", "daemon", "dnc_links",
           "suppressions", "verifications")
