@@ -268,14 +268,15 @@ class Engine:
         """A page's effects with the position it reached; with no window (leads read by id) the
         position stays where it is."""
         updates = page_updates(page.records, self.rules, self.sink.render, self.sink.max_record_chars)
-        seen_in = self.extractor.window_id
+        seen_in, keep = self.extractor.window_id, not self.extractor.full  # see Store._apply
         if window is None:
-            read, skipped = self.store.apply_rows(updates, self.run_id, seen_in)
+            read, skipped = self.store.apply_rows(updates, self.run_id, seen_in, keep)
             reached = None
         else:
             reached = window.advance(page.records)  # where it stood, when no row of the page is usable
             read, skipped = self.store.apply_page(updates, self.run_id, reached.pos_ts, reached.pos_id,
-                                                  page.next_url, page.fetched_at if page.next_url else None, seen_in)
+                                                  page.next_url, page.fetched_at if page.next_url else None, seen_in,
+                                                  keep)
         self.progress.read += read
         self.outbox.added(read - skipped, skipped)
         self.loader.suppressor.noted(phone for u in updates for phone in u.dnc)

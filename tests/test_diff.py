@@ -18,7 +18,8 @@ LEAD = "00Q000000000001EAY"
 MAX_ATTEMPTS = 2
 HASHES = {"a": b"a" * 16, "b": b"b" * 16}
 
-events = st.lists(st.one_of(st.tuples(st.just("observe"), st.sampled_from([None, "a", "b"])),
+# "observe" reads the lead in a full window, "reread" in an incremental one (an unchanged row is not written).
+events = st.lists(st.one_of(st.tuples(st.sampled_from(["observe", "reread"]), st.sampled_from([None, "a", "b"])),
                             st.tuples(st.sampled_from(["stage", "ack", "fail", "refresh"]), st.none())), max_size=25)
 EXPIRES, TODAY, REFRESH_UNTIL = "2024-06-14", "2024-05-15", "2024-06-20"  # every ack is due its keep-alive
 
@@ -40,10 +41,10 @@ def test_the_store_follows_the_rules_of_diff(steps: list[tuple[str, str | None]]
         model = LeadState()
         batch: tuple[str, str, bytes | None] | None = None  # (id, kind, hash sent)
         for n, (event, arg) in enumerate(steps):
-            if event == "observe":
+            if event in ("observe", "reread"):
                 seen = HASHES[arg] if arg else None
                 update = LeadUpdate(LEAD, None, seen, f"row-{arg}") if seen else LeadUpdate(LEAD, None, reason="status")
-                store.apply_page([update], run, None, None, None, None)
+                store.apply_page([update], run, None, None, None, None, keep_unchanged=event == "reread")
                 if model != LeadState() or seen is not None:  # an untracked lead that is skipped stays untracked
                     model = diff.observe(model, seen)
             elif event == "stage" and batch is None:

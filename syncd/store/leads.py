@@ -7,6 +7,7 @@ The predicates below are the SQL twins of ``diff.is_dirty``, ``diff.is_pending_u
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
@@ -44,30 +45,61 @@ def existing(c: sqlite3.Connection, table: str, key: str, ids: list[str]) -> set
     return {row[0] for row in c.execute(sql, (json_text(ids),))}
 
 
+def _unchanged(c: sqlite3.Connection, eligible: list[LeadUpdate], skipped: list[LeadUpdate],
+               ) -> tuple[set[str], set[str]]:
+    """The page's leads whose row already holds what the update would write, and its skipped leads
+    whose skip already says why. A lead the page shows twice is written as before, in page order."""
+    ids, skipped_ids = [u.lead_id for u in eligible], [u.lead_id for u in skipped]
+    rows = {r[0]: r[1:] for r in c.execute("SELECT id, seen_hash, modstamp, phone FROM leads "
+                                           "WHERE id IN (SELECT value FROM json_each(?))",
+                                           (json_text(ids + skipped_ids),))}
+    same = {u.lead_id for u in eligible if rows.get(u.lead_id) == (u.hash, u.modstamp, u.phone)}
+    same.update(u.lead_id for u in skipped if (row := rows.get(u.lead_id)) is not None and row[0] is None
+                and row[1] == u.modstamp)
+    skips = {r[0]: r[1:] for r in c.execute("SELECT lead_id, reason, detail, modstamp FROM skips "
+                                            "WHERE lead_id IN (SELECT value FROM json_each(?))",
+                                            (json_text(skipped_ids),))}
+    same_skips = {u.lead_id for u in skipped if skips.get(u.lead_id) == (u.reason, u.detail, u.modstamp)}
+    if len(set(ids + skipped_ids)) < len(ids) + len(skipped_ids):
+        twice = {i for i, n in Counter(ids + skipped_ids).items() if n > 1}
+        same -= twice
+        same_skips -= twice
+    return same, same_skips
+
+
 class LeadQueries(WindowQueries):
     def apply_page(self, updates: Iterable[LeadUpdate], run_id: int, pos_ts: str | None, pos_id: str | None,
                    next_url: str | None, next_url_at: datetime | None, window_id: int | None = None,
-                   ) -> tuple[int, int]:
+                   keep_unchanged: bool = False) -> tuple[int, int]:
         """A page's effects and the position it reached, in one transaction. Returns (read, skipped)."""
         with self.transaction() as c:
-            counts = self._apply(c, updates, run_id, window_id)
+            counts = self._apply(c, updates, run_id, window_id, keep_unchanged)
             self.save_position(pos_ts, pos_id, next_url, next_url_at)
         return counts
 
-    def apply_rows(self, updates: Iterable[LeadUpdate], run_id: int, window_id: int | None = None) -> tuple[int, int]:
+    def apply_rows(self, updates: Iterable[LeadUpdate], run_id: int, window_id: int | None = None,
+                   keep_unchanged: bool = False) -> tuple[int, int]:
         """Leads read outside the window's order (by id, or from the delete log): the position stays."""
         with self.transaction() as c:
-            return self._apply(c, updates, run_id, window_id)
+            return self._apply(c, updates, run_id, window_id, keep_unchanged)
 
     def _apply(self, c: sqlite3.Connection, updates: Iterable[LeadUpdate], run_id: int,
-               window_id: int | None) -> tuple[int, int]:
+               window_id: int | None, keep_unchanged: bool) -> tuple[int, int]:
         """The rules of ``diff.observe``: new content resets the lead's attempts and releases it from
-        parking; the same content keeps both. ``seen_window`` marks each lead the window returned."""
+        parking; the same content keeps both. ``seen_window`` marks each lead the window returned.
+
+        With ``keep_unchanged`` (a window that is not a full read: only a full window's mark is ever
+        asked for) a lead read again exactly as its row holds it (hash, SystemModstamp, number; a skip's
+        reason, detail and SystemModstamp) is not written again: every incremental window re-reads its
+        lookback, and each such write would dirty a page of the state for nothing. Its skip keeps the
+        run that first read it so."""
         eligible: list[LeadUpdate] = []
         skipped: list[LeadUpdate] = []
         for u in updates:
             (eligible if u.hash is not None else skipped).append(u)
         self._link_dnc(c, eligible + skipped)
+        counts = len(eligible) + len(skipped), len(skipped)
+        same, same_skips = _unchanged(c, eligible, skipped) if keep_unchanged else (set(), set())
         # Most leads of a page have no skip row (eligible ones) or no lead row (skipped ones):
         # one lookup for the page instead of a statement per lead that finds nothing.
         skipped_before = existing(c, "skips", "lead_id", [u.lead_id for u in eligible])
@@ -78,24 +110,24 @@ class LeadQueries(WindowQueries):
             " parked = CASE WHEN seen_hash IS excluded.seen_hash THEN parked ELSE NULL END,"
             " seen_hash = excluded.seen_hash, payload = excluded.payload, modstamp = excluded.modstamp,"
             " phone = excluded.phone, seen_window = excluded.seen_window",
-            [(u.lead_id, u.hash, u.payload, u.modstamp, u.phone, window_id) for u in eligible])
+            [(u.lead_id, u.hash, u.payload, u.modstamp, u.phone, window_id) for u in eligible
+             if u.lead_id not in same])
         c.executemany("DELETE FROM skips WHERE lead_id = ?", [(i,) for i in skipped_before])
         tracked = existing(c, "leads", "id", [u.lead_id for u in skipped])  # after the upsert, as before
         c.executemany(
             "UPDATE leads SET attempts = CASE WHEN seen_hash IS NULL THEN attempts ELSE 0 END,"
             " parked = CASE WHEN seen_hash IS NULL THEN parked ELSE NULL END,"
             " seen_hash = NULL, payload = NULL, modstamp = ?, seen_window = ? WHERE id = ?",
-            [(u.modstamp, window_id, u.lead_id) for u in skipped if u.lead_id in tracked])
+            [(u.modstamp, window_id, u.lead_id) for u in skipped if u.lead_id in tracked and u.lead_id not in same])
         # A lead that is neither wanted nor on the list needs no row: the skip audit keeps it (a
         # removal that verification has not confirmed yet keeps its row).
         c.executemany("DELETE FROM leads WHERE id = ? AND seen_hash IS NULL AND acked_hash IS NULL "
                       "AND batch_id IS NULL AND removed_at IS NULL", [(i,) for i in tracked])
         c.executemany(
             "INSERT OR REPLACE INTO skips (lead_id, reason, detail, run_id, modstamp) VALUES (?, ?, ?, ?, ?)",
-            [(u.lead_id, u.reason, u.detail, run_id, u.modstamp) for u in skipped])
-        c.execute("UPDATE runs SET read = read + ?, skipped = skipped + ? WHERE id = ?",
-                  (len(eligible) + len(skipped), len(skipped), run_id))
-        return len(eligible) + len(skipped), len(skipped)
+            [(u.lead_id, u.reason, u.detail, run_id, u.modstamp) for u in skipped if u.lead_id not in same_skips])
+        c.execute("UPDATE runs SET read = read + ?, skipped = skipped + ? WHERE id = ?", (*counts, run_id))
+        return counts
 
     def unseen_since(self, window_id: int) -> list[str]:
         """Tracked leads the window ``window_id`` did not return (a full refresh's candidates for deletion)."""
