@@ -17,6 +17,7 @@ No I/O, no clock of its own: everything is passed in.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -28,8 +29,15 @@ from syncd.soql import window_query
 log = logging.getLogger(__name__)
 
 
+# How Salesforce writes every datetime it answers with: checked as strictly as strptime would, then
+# read by fromisoformat (ten times faster); strptime stays for any other form it accepts.
+_SF_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(?:Z|\+0000)", re.ASCII)
+
+
 def parse_sf_datetime(value: str) -> datetime:
     """``2024-05-15T10:30:00.000+0000`` (or with ``Z``) to an aware UTC datetime."""
+    if _SF_UTC.fullmatch(value):
+        return datetime.fromisoformat(value[:23] + "+00:00")
     return datetime.strptime(value.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(timezone.utc)
 
 

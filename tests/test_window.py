@@ -68,3 +68,28 @@ def test_advancing_page_by_page_ends_where_one_page_would(rows: list[tuple[datet
     assert stepped == whole
     assert whole.after == (ordered[-1][0], ordered[-1][1])
     assert parse_sf_datetime(records[-1]["SystemModstamp"]) == ordered[-1][0]
+
+
+def _strptime(value: str) -> datetime:
+    return datetime.strptime(value.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(timezone.utc)
+
+
+def _outcome(parse: Any, value: str) -> tuple[str, str]:
+    try:
+        return "ok", parse(value).isoformat()
+    except ValueError:
+        return "refused", ""
+
+
+_stamps = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31),
+                       timezones=st.just(timezone.utc)).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.") +
+                                                            f"{d.microsecond // 1000:03d}")
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.tuples(_stamps, st.sampled_from(["Z", "+0000", "+0130", "-0800", ""])).map("".join),
+                 st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{1,6}(Z|\+0000)\Z"),
+                 st.text(max_size=30)))
+def test_a_salesforce_datetime_reads_as_strptime_reads_it(value: str) -> None:
+    """The fast road (Salesforce's own form) and strptime agree on every text: the value, or a refusal."""
+    assert _outcome(parse_sf_datetime, value) == _outcome(_strptime, value)
