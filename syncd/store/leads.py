@@ -153,17 +153,20 @@ class LeadQueries(WindowQueries):
         shows without Do Not Call needs none; one whose numbers changed needs only the new ones.
         """
         dnc = {u.lead_id: u for u in ups if u.dnc}
-        others = [u.lead_id for u in ups if not u.dnc and not u.keep_dnc]
-        for lead_id in existing(c, "dnc_links", "lead_id", others + list(dnc)):
-            c.execute("DELETE FROM dnc_links WHERE lead_id = ?", (lead_id,))
-        if not dnc:
-            return
-        last = dict(c.execute("SELECT id, phone FROM leads WHERE id IN (SELECT value FROM json_each(?)) "
-                              "AND phone IS NOT NULL AND (acked_hash IS NOT NULL OR batch_id IS NOT NULL)",
-                              (json_text(list(dnc)),)).fetchall())
-        rows = [(phone, lead_id, u.modstamp) for lead_id, u in dnc.items()
-                for phone in sorted(set(u.dnc) | ({last[lead_id]} if lead_id in last else set()))]
-        c.executemany("INSERT OR IGNORE INTO dnc_links (phone, lead_id, since) VALUES (?, ?, ?)", rows)
+        ids = [u.lead_id for u in ups if not u.dnc and not u.keep_dnc] + list(dnc)
+        have = set(c.execute("SELECT phone, lead_id, since FROM dnc_links WHERE lead_id IN "
+                             "(SELECT value FROM json_each(?))", (json_text(ids),)).fetchall()) if ids else set()
+        want: set[tuple[str, str, str | None]] = set()
+        if dnc:
+            last = dict(c.execute("SELECT id, phone FROM leads WHERE id IN (SELECT value FROM json_each(?)) "
+                                  "AND phone IS NOT NULL AND (acked_hash IS NOT NULL OR batch_id IS NOT NULL)",
+                                  (json_text(list(dnc)),)).fetchall())
+            want = {(phone, lead_id, u.modstamp) for lead_id, u in dnc.items()
+                    for phone in set(u.dnc) | ({last[lead_id]} if lead_id in last else set())}
+        # Only what differs is written: a lead read again as it was (every window's lookback) keeps its links.
+        c.executemany("DELETE FROM dnc_links WHERE phone = ? AND lead_id = ?",
+                      sorted((phone, lead_id) for phone, lead_id, _ in have - want))
+        c.executemany("INSERT OR IGNORE INTO dnc_links (phone, lead_id, since) VALUES (?, ?, ?)", sorted(want - have))
 
     def expire_and_refresh(self, today: str, refresh_until: str) -> tuple[int, int]:
         """Records whose expiration day has passed are off the list; those expiring by ``refresh_until``
