@@ -49,10 +49,10 @@ def _unchanged(c: sqlite3.Connection, eligible: list[LeadUpdate], skipped: list[
                ) -> tuple[set[str], set[str]]:
     """The page's leads whose row already holds what the update would write, and its skipped leads
     whose skip already says why. A lead the page shows twice is written as before, in page order."""
-    ids, skipped_ids = [u.lead_id for u in eligible], [u.lead_id for u in skipped]
+    skipped_ids = [u.lead_id for u in skipped]
+    page_ids = [u.lead_id for u in eligible] + skipped_ids
     rows = {r[0]: r[1:] for r in c.execute("SELECT id, seen_hash, modstamp, phone FROM leads "
-                                           "WHERE id IN (SELECT value FROM json_each(?))",
-                                           (json_text(ids + skipped_ids),))}
+                                           "WHERE id IN (SELECT value FROM json_each(?))", (json_text(page_ids),))}
     same = {u.lead_id for u in eligible if rows.get(u.lead_id) == (u.hash, u.modstamp, u.phone)}
     same.update(u.lead_id for u in skipped if (row := rows.get(u.lead_id)) is not None and row[0] is None
                 and row[1] == u.modstamp)
@@ -60,8 +60,8 @@ def _unchanged(c: sqlite3.Connection, eligible: list[LeadUpdate], skipped: list[
                                             "WHERE lead_id IN (SELECT value FROM json_each(?))",
                                             (json_text(skipped_ids),))}
     same_skips = {u.lead_id for u in skipped if skips.get(u.lead_id) == (u.reason, u.detail, u.modstamp)}
-    if len(set(ids + skipped_ids)) < len(ids) + len(skipped_ids):
-        twice = {i for i, n in Counter(ids + skipped_ids).items() if n > 1}
+    if len(set(page_ids)) < len(page_ids):
+        twice = {i for i, n in Counter(page_ids).items() if n > 1}
         same -= twice
         same_skips -= twice
     return same, same_skips
