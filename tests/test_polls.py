@@ -38,16 +38,46 @@ def poll_ages(schedule: PollSchedule, clock: Clock, b: Batch, until: float) -> l
     return ages
 
 
-def test_a_job_is_polled_a_second_after_its_upload_then_at_half_its_age() -> None:
+def test_a_job_is_polled_at_a_quarter_and_a_half_second_then_each_second_then_at_half_its_age() -> None:
     clock = Clock()
     schedule = PollSchedule(5.0, clock)
     b = batch("b1")
     schedule.submitted("b1")
     ages = poll_ages(schedule, clock, b, 200)
-    assert ages[:5] == [1.0, 2.0, 3.0, 4.5, 6.75]
+    assert ages[:7] == [0.25, 0.5, 1.0, 2.0, 3.0, 4.5, 6.75]  # from 1 s on, as a first poll at 1 s
     gaps = [later - earlier for earlier, later in itertools.pairwise(ages)]
     assert max(gaps) == pytest.approx(30.0, abs=STEP)  # at most 6 x poll_interval_seconds apart
     assert len(ages) < 20
+
+
+def half_age_ages(first: float, cap: float, until: float) -> list[float]:
+    """The ages of a schedule polling ``first`` after the upload, then at half its age (at most ``cap``)."""
+    ages = [first]
+    while True:
+        age = ages[-1] + min(cap, max(first, ages[-1] / 2))
+        if age >= until:
+            return ages
+        ages.append(age)
+
+
+@pytest.mark.parametrize(("interval", "quick"), [(5.0, [0.25, 0.5]), (30.0, [0.25, 0.5]), (0.5, [0.25]), (0.2, [])])
+def test_no_job_is_seen_later_than_a_first_poll_at_one_second_would_see_it(interval: float, quick: list[float]) -> None:
+    """Only the quick polls are added to the half-age schedule that starts at 1 s (or the poll interval,
+    when it is shorter): never more than two extra polls, and every later poll where it was."""
+    clock = Clock()
+    schedule = PollSchedule(interval, clock)
+    b = batch("b1")
+    schedule.submitted("b1")
+    ages: list[float] = []
+    while clock.t - 1000.0 < 300:
+        clock.t += schedule.wait()  # straight to the next poll: no stepping error adds up
+        assert schedule.due([b]) == [b]
+        ages.append(clock.t - 1000.0)
+        schedule.polled([b])
+    ages.pop()  # the one at or past 300 s
+    settled = min(1.0, interval)
+    expected = quick + half_age_ages(settled, interval * 6, 300)
+    assert ages == pytest.approx(expected, abs=1e-9)
 
 
 def test_a_short_poll_interval_is_the_first_wait_and_bounds_the_growth() -> None:
@@ -67,19 +97,19 @@ def test_a_job_of_an_earlier_run_is_due_at_once() -> None:
     assert schedule.due([old]) == [old]
     schedule.polled([old])
     assert schedule.due([old]) == []
-    assert schedule.wait() == pytest.approx(1.0)
+    assert schedule.wait() == pytest.approx(0.25)
 
 
 def test_each_job_has_its_own_schedule() -> None:
-    """A job uploaded late is polled a second after its upload, not on the old job's long wait."""
+    """A job uploaded late is polled a quarter second after its upload, not on the old job's long wait."""
     clock = Clock()
     schedule = PollSchedule(5.0, clock)
     old, new = batch("old"), batch("new")
     schedule.submitted("old")
     poll_ages(schedule, clock, old, 60)  # the old job is now polled about every 30 s
     schedule.submitted("new")
-    assert schedule.wait() == pytest.approx(1.0)
-    clock.t += 1.0
+    assert schedule.wait() == pytest.approx(0.25)
+    clock.t += 0.25
     assert schedule.due([old, new]) == [new]
 
 
@@ -88,7 +118,7 @@ def test_jobs_no_longer_submitted_are_forgotten() -> None:
     schedule = PollSchedule(5.0, clock)
     schedule.submitted("done")
     assert schedule.due([]) == []
-    assert schedule.wait() == 1.0  # nothing known: the first wait
+    assert schedule.wait() == 0.25  # nothing known: the first wait
 
 
 def test_a_job_that_closes_makes_room_for_the_next_batch_at_once(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
