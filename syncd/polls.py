@@ -4,9 +4,9 @@ Each job has its own schedule, so a job uploaded late in a run is polled soon af
 while older jobs are polled rarely: the run's tail waits for the last job, not for a schedule shared
 with the first. A job is polled ``FIRST_POLL`` after its upload, again as often as its age until it is
 ``SETTLED_POLL`` old, then at half its age, at most ``MAX_POLL_GROWTH`` times
-``cxone.poll_interval_seconds`` apart (each of the first two waits is at most that interval): with
-the default interval at 0.25 s, 0.5 s, 1 s, 2 s, 3 s, 4.5 s, ... after the upload, so a job that takes
-a minute is polled 13 times. A job submitted by an earlier run is due at once.
+``cxone.poll_interval_seconds`` apart (a shorter interval also shortens the first two): with the
+default interval at 0.25 s, 0.5 s, 1 s, 2 s, 3 s, 4.5 s, ... after the upload, so a job that takes a
+minute is polled 13 times. A job submitted by an earlier run is due at once.
 
 The two quick polls are for small runs, whose wall time is mostly the wait for their last job: with
 the first poll a second after the upload, a job CXone closed in a few hundred milliseconds kept the
