@@ -285,8 +285,8 @@ def main() -> int:
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d} with `{command}` (`python bench/run.py"
         f"{' --small' if args.small else ''}`) in {time.monotonic() - started:.0f} s.", "",
         f"Machine: {machine()}.", "",
-        "syncd runs with its defaults (batches of 5,000, 4 jobs in flight, each polled a second after its upload "
-        "and then at half its age, `read_api = "
+        "syncd runs with its defaults (batches of 5,000, 4 jobs in flight, each polled 0.25 s, 0.5 s and 1 s "
+        "after its upload and then at half its age, `read_api = "
         "\"auto\"`: a Bulk API job for the initial sync, REST pages for small windows) unless the read API column "
         "says otherwise; the baseline "
         "is `bench/baseline.py`, the tutorial's approach (everything in memory, chunks of 500 uploaded one at a time, "
