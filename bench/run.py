@@ -286,7 +286,8 @@ def main() -> int:
         f"{' --small' if args.small else ''}`) in {time.monotonic() - started:.0f} s.", "",
         f"Machine: {machine()}.", "",
         "syncd runs with its defaults (batches of 5,000, 4 jobs in flight, each polled 0.25 s, 0.5 s and 1 s "
-        "after its upload and then at half its age, `read_api = "
+        "after its upload and then at half its age, from 1 s on once a job of the run outlived its quick polls, "
+        "`read_api = "
         "\"auto\"`: a Bulk API job for the initial sync, REST pages for small windows) unless the read API column "
         "says otherwise; the baseline "
         "is `bench/baseline.py`, the tutorial's approach (everything in memory, chunks of 500 uploaded one at a time, "

@@ -12,6 +12,11 @@ The two quick polls are for small runs, whose wall time is mostly the wait for t
 the first poll a second after the upload, a job CXone closed in a few hundred milliseconds kept the
 run waiting most of a second. From a second on the polls are the ones a first poll at one second
 makes, so no job is seen later than that schedule would see it, and none costs more than two polls more.
+
+Quick polls pay only while jobs close that soon. Once a job of the run is polled at ``SETTLED_POLL``
+or later (its quick polls found it open, or came too late to be quick), the run's jobs are first
+polled at ``SETTLED_POLL``: the CXone calls go one at a time, and in a run of many jobs each wasted
+quick poll is a tenth of a second that an upload or the poll that frees a slot waits behind.
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ class PollSchedule:
         self.settled = min(SETTLED_POLL, poll_interval)
         self.cap = max(self.first, poll_interval * MAX_POLL_GROWTH)
         self.clock = clock
+        self.quick = self.first < self.settled  # quick polls are still made (they have not been in vain)
         self._jobs: dict[str, tuple[float, float]] = {}  # batch id -> (seen since, next poll at)
 
     def submitted(self, batch_id: str) -> None:
         """An upload of this run was accepted just now."""
         now = self.clock()
-        self._jobs[batch_id] = (now, now + self.first)
+        self._jobs[batch_id] = (now, now + (self.first if self.quick else self.settled))
 
     def due(self, submitted: Sequence[Batch]) -> list[Batch]:
         """The jobs to poll now; jobs no longer submitted are forgotten."""
@@ -47,12 +53,18 @@ class PollSchedule:
 
     def polled(self, batches: Sequence[Batch]) -> None:
         """Those jobs were polled just now: each is due again after its age while it is young (doubling
-        it up to ``settled``), then after half its age."""
+        it up to ``settled``; with quick polls over, not before it is ``settled`` old), then after half
+        its age."""
         now = self.clock()
-        for b in batches:
-            since = self._jobs.get(b.id, (now, now))[0]
+        seen = [(b.id, self._jobs.get(b.id, (now, now))[0]) for b in batches]
+        if self.quick and any(now - since >= self.settled for _, since in seen):
+            # A job outlived its quick polls: no job of the run gets another one.
+            self.quick = False
+            self._jobs = {i: (since, max(at, since + self.settled)) for i, (since, at) in self._jobs.items()}
+        for batch_id, since in seen:
             age = now - since
-            self._jobs[b.id] = (since, now + min(self.cap, max(self.first, min(age, self.settled), age / 2)))
+            at = now + min(self.cap, max(self.first, min(age, self.settled), age / 2))
+            self._jobs[batch_id] = (since, at if self.quick else max(at, since + self.settled))
 
     def wait(self) -> float:
         """Seconds until the next job is due (``first`` when none is known)."""

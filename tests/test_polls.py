@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncd.polls import PollSchedule
 from syncd.store import Batch, Store
@@ -101,16 +103,98 @@ def test_a_job_of_an_earlier_run_is_due_at_once() -> None:
 
 
 def test_each_job_has_its_own_schedule() -> None:
-    """A job uploaded late is polled a quarter second after its upload, not on the old job's long wait."""
+    """A job uploaded late is polled a second after its upload (the old job outlived its quick polls),
+    not on the old job's long wait."""
     clock = Clock()
     schedule = PollSchedule(5.0, clock)
     old, new = batch("old"), batch("new")
     schedule.submitted("old")
     poll_ages(schedule, clock, old, 60)  # the old job is now polled about every 30 s
     schedule.submitted("new")
-    assert schedule.wait() == pytest.approx(0.25)
-    clock.t += 0.25
+    assert schedule.wait() == pytest.approx(1.0)
+    clock.t += 1.0
     assert schedule.due([old, new]) == [new]
+
+
+def test_quick_polls_go_on_while_jobs_close_at_them() -> None:
+    clock = Clock()
+    schedule = PollSchedule(5.0, clock)
+    for name in ("b1", "b2", "b3"):
+        schedule.submitted(name)
+        clock.t += schedule.wait()
+        assert schedule.due([batch(name)]) == [batch(name)]
+        assert schedule.wait() == 0.0
+        schedule.polled([batch(name)])  # done at its quarter-second poll: CXone closes jobs this quickly
+        assert schedule.due([]) == []
+        assert schedule.quick
+    schedule.submitted("b4")
+    assert schedule.wait() == pytest.approx(0.25)
+
+
+def test_once_a_job_outlives_its_quick_polls_no_job_of_the_run_gets_one() -> None:
+    """The old job is polled at 1 s: the young one (polled at 0.25 s, open) is next polled at its 1 s,
+    and a job uploaded later is first polled a second after its upload, then as the old schedule."""
+    clock = Clock()
+    schedule = PollSchedule(5.0, clock)
+    old, young = batch("old"), batch("young")
+    schedule.submitted("old")
+    clock.t += 0.75
+    schedule.submitted("young")
+    clock.t += 0.25  # old is 1 s old and due; young was due (0.25 s) too
+    assert schedule.due([old, young]) == [old, young]
+    schedule.polled([old, young])
+    assert not schedule.quick
+    assert schedule.wait() == pytest.approx(0.75)  # young's next poll: a second after its upload
+    clock.t += 0.75
+    assert schedule.due([old, young]) == [young]
+    schedule.polled([young])
+    late = batch("late")
+    schedule.submitted("late")
+    assert poll_ages(schedule, clock, late, 20) == half_age_ages(1.0, 30.0, 20)
+
+
+jobs = st.lists(st.tuples(st.integers(0, 400), st.integers(0, 1600)), min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(jobs=jobs, interval=st.sampled_from([5.0, 30.0, 0.5, 0.2]))
+def test_no_job_of_a_run_is_seen_later_than_the_old_schedule_would_see_it(jobs: list[tuple[int, int]],
+                                                                         interval: float) -> None:
+    """Jobs uploaded at any times, each closing at any age: each is seen done no later than a first poll
+    at 1 s (then at half its age) would see it, and once a poll finds a job a second old or more no
+    poll is made at a younger age. Times are in 1/64 s, so the clock adds up exactly."""
+    clock = Clock()
+    schedule = PollSchedule(interval, clock)
+    settled = min(1.0, interval)
+    uploads = sorted((start * STEP, i) for i, (start, _) in enumerate(jobs))
+    closes = {i: jobs[i][1] * STEP for i in range(len(jobs))}
+    open_jobs: dict[int, float] = {}  # job -> uploaded at
+    seen: dict[int, float] = {}
+    settled_seen = False
+    begin = clock.t
+    while uploads or open_jobs:
+        next_upload = begin + uploads[0][0] if uploads else float("inf")
+        next_poll = clock.t + schedule.wait() if open_jobs else float("inf")
+        clock.t = min(next_upload, next_poll)
+        while uploads and begin + uploads[0][0] <= clock.t:
+            _, i = uploads.pop(0)
+            open_jobs[i] = clock.t
+            schedule.submitted(f"j{i}")
+        due = schedule.due([batch(f"j{i}") for i in open_jobs])
+        for b in due:
+            i = int(b.id[1:])
+            age = clock.t - open_jobs[i]
+            if settled_seen:
+                assert age >= settled - 1e-9, "a quick poll after a job outlived its own"
+            if age >= closes[i]:
+                seen[i] = age
+        settled_seen = settled_seen or any(clock.t - open_jobs[int(b.id[1:])] >= settled for b in due)
+        schedule.polled(due)
+        for i in [i for i in open_jobs if i in seen]:
+            del open_jobs[i]
+    old = half_age_ages(settled, interval * 6, 10_000)
+    for i, age in seen.items():
+        assert age <= next(a for a in old if a >= closes[i] - 1e-9) + 1e-9
 
 
 def test_jobs_no_longer_submitted_are_forgotten() -> None:
