@@ -37,13 +37,19 @@ class PollSchedule:
         self.settled = min(SETTLED_POLL, poll_interval)
         self.cap = max(self.first, poll_interval * MAX_POLL_GROWTH)
         self.clock = clock
-        self.quick = self.first < self.settled  # quick polls are still made (they have not been in vain)
+        # The youngest age a job is polled at: ``first`` while quick polls pay, then ``settled``.
+        self.earliest = self.first
         self._jobs: dict[str, tuple[float, float]] = {}  # batch id -> (seen since, next poll at)
 
     def submitted(self, batch_id: str) -> None:
         """An upload of this run was accepted just now."""
         now = self.clock()
-        self._jobs[batch_id] = (now, now + (self.first if self.quick else self.settled))
+        self._jobs[batch_id] = (now, now + self.earliest)
+
+    @property
+    def quick(self) -> bool:
+        """Quick polls are still made: no job of the run has outlived them."""
+        return self.earliest < self.settled
 
     def due(self, submitted: Sequence[Batch]) -> list[Batch]:
         """The jobs to poll now; jobs no longer submitted are forgotten."""
@@ -59,12 +65,12 @@ class PollSchedule:
         seen = [(b.id, self._jobs.get(b.id, (now, now))[0]) for b in batches]
         if self.quick and any(now - since >= self.settled for _, since in seen):
             # A job outlived its quick polls: no job of the run gets another one.
-            self.quick = False
-            self._jobs = {i: (since, max(at, since + self.settled)) for i, (since, at) in self._jobs.items()}
+            self.earliest = self.settled
+            self._jobs = {i: (since, max(at, since + self.earliest)) for i, (since, at) in self._jobs.items()}
         for batch_id, since in seen:
             age = now - since
             at = now + min(self.cap, max(self.first, min(age, self.settled), age / 2))
-            self._jobs[batch_id] = (since, at if self.quick else max(at, since + self.settled))
+            self._jobs[batch_id] = (since, max(at, since + self.earliest))  # at never precedes since + first
 
     def wait(self) -> float:
         """Seconds until the next job is due (``first`` when none is known)."""

@@ -181,14 +181,13 @@ def test_no_job_of_a_run_is_seen_later_than_the_old_schedule_would_see_it(jobs: 
             open_jobs[i] = clock.t
             schedule.submitted(f"j{i}")
         due = schedule.due([batch(f"j{i}") for i in open_jobs])
-        for b in due:
-            i = int(b.id[1:])
-            age = clock.t - open_jobs[i]
+        ages = {int(b.id[1:]): clock.t - open_jobs[int(b.id[1:])] for b in due}
+        for i, age in ages.items():
             if settled_seen:
                 assert age >= settled - 1e-9, "a quick poll after a job outlived its own"
             if age >= closes[i]:
                 seen[i] = age
-        settled_seen = settled_seen or any(clock.t - open_jobs[int(b.id[1:])] >= settled for b in due)
+        settled_seen = settled_seen or any(age >= settled for age in ages.values())
         schedule.polled(due)
         for i in [i for i in open_jobs if i in seen]:
             del open_jobs[i]
