@@ -58,7 +58,8 @@ def test_pragmas_and_permissions(store: Store) -> None:
 def test_migrations_are_named_and_reopen_cleanly(store: Store) -> None:
     names = migration_names(store)
     assert names == ["m001_initial", "m002_parked_batch", "m003_daemon", "m004_batch_rows", "m005_batch_bodies",
-                     "m006_pending_covering", "m007_closed_loop", "m008_full_refresh", "m009_bulk", "m010_row_hash"]
+                     "m006_pending_covering", "m007_closed_loop", "m008_full_refresh", "m009_bulk", "m010_row_hash",
+                     "m011_leads_by_arrival"]
     store.close()
     again = Store(store.path)
     assert migration_names(again) == names
@@ -103,7 +104,7 @@ def test_an_older_schema_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -
     conn.execute("INSERT INTO batch_members (batch_id, lead_id, hash, payload) VALUES ('b1', 'L1', x'01', 'row')")
     conn.close()
     store = Store(path)
-    assert migration_names(store)[-1] == "m010_row_hash"
+    assert migration_names(store)[-1] == "m011_leads_by_arrival"
     lead = store.lead("L1")
     assert store.lead_ids() == ["L1"]
     assert lead is not None
@@ -163,6 +164,38 @@ def test_m010_rehashes_each_digest_from_the_row_stored_beside_it(tmp_path: Path)
     assert store.members("b1") == [Member("in-batch", h("row-staged"), "row-staged")]
     assert pending(store) == ["changed", "stale"]
     assert pending(store, "remove") == ["removal"]
+
+
+def test_m011_keeps_every_lead_as_it_was_and_orders_them_by_id(tmp_path: Path) -> None:
+    path = tmp_path / "m010.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA application_id = {0x53594E43}")
+    migrations().apply(sqlite_utils.Database(conn), stop_before="m011_leads_by_arrival")
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(leads)")]
+    leads = [("L3", h("3"), h("3"), "row3", None, 0, None, "2024-05-01T00:00:00.000+0000", None, "+14155550103",
+              "2024-06-01", "u1", None, 0, None, 7),  # on the list
+             ("L1", h("1"), None, "row1", "b1", 2, None, None, None, "+14155550101", None, None, None, 0, None, 7),
+             ("L2", None, h("2"), None, None, 5, "parked: no", None, "u0", None, None, None, "2024-05-02", 1,
+              "missing", None)]  # a pending removal, parked
+    conn.executemany(f"INSERT INTO leads ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", leads)
+    conn.close()
+    store = Store(path)
+    after = store.conn.execute(f"SELECT {', '.join(columns)} FROM leads ORDER BY id").fetchall()
+    assert after == sorted(leads)
+    assert [r[0] for r in store.conn.execute("SELECT id FROM leads ORDER BY seq")] == ["L1", "L2", "L3"]
+    assert pending(store) == []  # L1 is in a batch, L3 acked
+    assert pending(store, "remove") == []  # L2 is parked
+    indexes = {r[1] for r in store.conn.execute("PRAGMA index_list(leads)")}
+    assert {"leads_pending", "leads_expiry", "leads_removed", "leads_parked"} <= indexes
+    with pytest.raises(sqlite3.IntegrityError):  # an id is still one lead
+        store.conn.execute("INSERT INTO leads (id) VALUES ('L1')")
+    # A lead first read after the upgrade is stored after them, and staged after them.
+    run = store.start_run(1, T)
+    store.apply_page([LeadUpdate("L0", None, h("0"), "row0")], run, None, None, None, None)
+    store.release_parked()
+    assert [r[0] for r in store.conn.execute("SELECT id FROM leads ORDER BY seq")] == ["L1", "L2", "L3", "L0"]
+    assert store.stage_pending("r1", "remove", "r.csv", 10, run, T) == 1
+    assert store.stage_pending("u9", "upsert", "u.csv", 10, run, T) == 1
 
 
 def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:
@@ -282,32 +315,40 @@ def test_an_open_batch_gives_back_its_exact_rows_in_staged_order(store: Store) -
         store.rows("b1")
 
 
-def test_staging_takes_pending_leads_in_id_order_with_their_exact_rows(store: Store) -> None:
+def test_staging_takes_pending_leads_in_the_order_first_stored_with_their_exact_rows(store: Store) -> None:
     run = store.start_run(1, T)
     store.apply_page([LeadUpdate(f"L{i}", None, h(f"v{i}"), f"row{i}") for i in (3, 1, 4, 2)], run,
                      None, None, None, None)
+    # The first three stored (a run of rows), each batch's members and rows in lead id order.
     assert store.stage_pending("b1", "upsert", "f.csv", 3, run, T) == 3
-    assert store.members("b1") == [Member(f"L{i}", h(f"v{i}"), f"row{i}") for i in (1, 2, 3)]
-    assert store.rows("b1") == ["row1", "row2", "row3"]
-    assert pending(store) == ["L4"]  # staged leads are marked
-    # A change after staging is the next batch's business: staged rows never change.
-    store.apply_page([LeadUpdate("L1", None, h("v1b"), "row1b")], run, None, None, None, None)
-    assert store.rows("b1") == ["row1", "row2", "row3"]
-    assert store.stage_pending("b2", "upsert", "f.csv", 10, run, T) == 1
-    assert store.rows("b2") == ["row4"]
-    assert store.stage_pending("b3", "upsert", "f.csv", 10, run, T) == 0
-    assert store.find_batch("b3") is None  # nothing pending: no empty batch
-    assert store.counts()["batches"]["staged"] == 2
+    assert store.members("b1") == [Member(f"L{i}", h(f"v{i}"), f"row{i}") for i in (1, 3, 4)]
+    assert store.rows("b1") == ["row1", "row3", "row4"]
+    assert pending(store) == ["L2"]  # staged leads are marked
+    # A change after staging is the next batch's business: staged rows never change. The lead keeps
+    # its place: it is staged before leads stored after it.
+    store.apply_page([LeadUpdate("L1", None, h("v1b"), "row1b"), LeadUpdate("L5", None, h("v5"), "row5")], run,
+                     None, None, None, None)
+    assert store.rows("b1") == ["row1", "row3", "row4"]
+    assert store.stage_pending("b2", "upsert", "f.csv", 1, run, T) == 1  # L1 is in b1 still
+    assert store.rows("b2") == ["row2"]
+    store.ack_batch("b1", T)
+    assert store.stage_pending("b3", "upsert", "f.csv", 1, run, T) == 1
+    assert store.rows("b3") == ["row1b"]
+    assert store.stage_pending("b4", "upsert", "f.csv", 10, run, T) == 1
+    assert store.rows("b4") == ["row5"]
+    assert store.stage_pending("b5", "upsert", "f.csv", 10, run, T) == 0
+    assert store.find_batch("b5") is None  # nothing pending: no empty batch
+    assert store.counts()["batches"]["staged"] == 3
 
 
 @pytest.mark.parametrize("kind", ["upsert", "remove"])
 def test_pending_leads_are_counted_and_chosen_from_the_index_alone(store: Store, kind: str) -> None:
     # Counting and staging run per page on a large sync: a table visit per pending lead was 10x slower.
     for sql in (f"SELECT count(*) FROM (SELECT 1 FROM leads WHERE {PENDING[kind]} LIMIT 10)",
-                f"SELECT id, seen_hash FROM leads WHERE {PENDING[kind]} ORDER BY id LIMIT 10"):
+                f"SELECT id, seen_hash FROM leads WHERE {PENDING[kind]} ORDER BY seq LIMIT 10"):
         plan = " ".join(r[3] for r in store.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
         assert "COVERING INDEX leads_pending" in plan, plan
-        assert "TEMP B-TREE" not in plan, plan  # already in id order
+        assert "TEMP B-TREE" not in plan, plan  # already in staging order
 
 
 def test_staging_a_removal_carries_no_rows(store: Store) -> None:

@@ -20,7 +20,7 @@ DIRTY = "seen_hash IS NOT acked_hash"
 # (due for its keep-alive, finalized, another number). The lead is dirty, and still on the list.
 STALE = b"\x00"
 # Leads waiting to be staged (fixed SQL; the prefix matches the partial index leads_pending, which
-# covers every column named here: m006).
+# covers every column named here (m006) and is ordered as staging takes them, by seq (m011)).
 _PENDING = DIRTY + " AND batch_id IS NULL AND parked IS NULL"
 PENDING = {"upsert": _PENDING + " AND seen_hash IS NOT NULL", "remove": _PENDING + " AND seen_hash IS NULL"}
 

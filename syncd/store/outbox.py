@@ -89,7 +89,8 @@ class OutboxQueries(LeadQueries):
 
     def stage_pending(self, batch_id: str, kind: str, file_name: str, limit: int, run_id: int | None,
                       now: datetime) -> int:
-        """Stage up to ``limit`` pending leads (in id order) as one batch; returns how many (0: no batch).
+        """Stage up to ``limit`` pending leads (in the order first stored: a run of rows) as one batch;
+        returns how many (0: no batch).
 
         Members, body and marks are copied inside SQLite: the leads' rows never travel through Python.
         """
@@ -97,7 +98,7 @@ class OutboxQueries(LeadQueries):
             self._new_batch(c, batch_id, kind, file_name, 0, run_id, None, now)  # rows set once chosen
             staged = c.execute(
                 f"INSERT INTO batch_members (batch_id, lead_id, hash) SELECT ?, id, seen_hash FROM leads "  # noqa: S608
-                f"WHERE {PENDING[kind]} ORDER BY id LIMIT ?", (batch_id, limit)).rowcount
+                f"WHERE {PENDING[kind]} ORDER BY seq LIMIT ?", (batch_id, limit)).rowcount
             if staged <= 0:
                 c.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
                 return 0

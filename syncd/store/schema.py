@@ -319,4 +319,49 @@ def m010_row_hash(db: sqlite_utils.Database) -> None:
                             [(_row_hash_v2(row), batch_id, lead_id) for lead_id, row in rows.items()])
 
 
+
+@migration
+def m011_leads_by_arrival(db: sqlite_utils.Database) -> None:
+    """Lead rows in the order syncd first stored them (``seq``), found by id through a unique index.
+
+    Keyed by id, every lead a page brings lands in its own leaf of the table when ids do not follow
+    SystemModstamp (a real org's do not: a lead modified long after it was made sorts late), and each of
+    its three writes (read, staged, acked) rewrites a 4 KB page of it and of the pending index. Keyed by
+    arrival, a page's new leads are appended, and a batch (staged in ``seq`` order) is a run of rows:
+    only the narrow id index takes a scattered insert. Existing rows keep their id order."""
+    db.executescript("""
+    CREATE TABLE leads_by_arrival (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        seen_hash BLOB,
+        acked_hash BLOB,
+        payload TEXT,
+        batch_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        parked TEXT,
+        modstamp TEXT,
+        parked_batch TEXT,
+        phone TEXT,
+        expires_on TEXT,
+        acked_batch TEXT,
+        removed_at TEXT,
+        misses INTEGER NOT NULL DEFAULT 0,
+        drift TEXT,
+        seen_window INTEGER
+    );
+    INSERT INTO leads_by_arrival (id, seen_hash, acked_hash, payload, batch_id, attempts, parked, modstamp,
+        parked_batch, phone, expires_on, acked_batch, removed_at, misses, drift, seen_window)
+    SELECT id, seen_hash, acked_hash, payload, batch_id, attempts, parked, modstamp,
+        parked_batch, phone, expires_on, acked_batch, removed_at, misses, drift, seen_window
+    FROM leads ORDER BY id;
+    DROP TABLE leads;
+    ALTER TABLE leads_by_arrival RENAME TO leads;
+    CREATE INDEX leads_pending ON leads (seq, id, seen_hash, acked_hash, batch_id, parked)
+        WHERE seen_hash IS NOT acked_hash AND batch_id IS NULL AND parked IS NULL;
+    CREATE INDEX leads_expiry ON leads (expires_on) WHERE expires_on IS NOT NULL;
+    CREATE INDEX leads_removed ON leads (removed_at) WHERE removed_at IS NOT NULL;
+    CREATE INDEX leads_parked ON leads (parked) WHERE parked IS NOT NULL;
+    """)
+
+
 NAMES = tuple(fn.__name__ for fn in _MIGRATIONS)  # every migration this version knows, in order
