@@ -36,11 +36,11 @@ COLLECTED = re.compile(r"Collected : ([\d,]+)")
 
 
 def one_sync(tool: str, package: Path, leads: int, read_api: str, workdir: Path, instructions: bool,
-             old_config: bool) -> float:
+             old_config: bool, scatter_ids: bool) -> float:
     """CPU seconds (or instructions per lead) of one initial sync by the syncd package under ``package``."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    sim = Sim(leads, latency=False, workdir=workdir)
+    sim = Sim(leads, latency=False, workdir=workdir, scatter_ids=scatter_ids)
     try:
         config = workdir / "syncd.toml"
         config.write_text(sync_config(sim, workdir / "syncd.db", read_api, before_issue_15=old_config))
@@ -70,6 +70,8 @@ def main() -> int:
     parser.add_argument("--read-api", choices=("rest", "bulk", "auto"), default="rest")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--instructions", action="store_true", help="instructions per lead under callgrind")
+    parser.add_argument("--scatter-ids", action="store_true",
+                        help="an org whose lead Ids come in no order by SystemModstamp (syncd sim --scatter-ids)")
     args = parser.parse_args()
     if args.instructions and shutil.which("valgrind") is None:
         parser.error("--instructions needs valgrind on PATH")
@@ -89,10 +91,11 @@ def main() -> int:
     for round_no in range(1, args.rounds + 1):
         for i, (name, package) in enumerate(tools):
             value = one_sync(name, package, args.leads, args.read_api, out / f"run{i}", args.instructions,
-                             old_config and package == commit)
+                             old_config and package == commit, args.scatter_ids)
             found[name].append(value)
             print(f"round {round_no}: {name}: {value:,.2f} {unit}", flush=True)
-    print(f"\n{args.leads:,} leads, initial sync, read API {args.read_api}, {args.rounds} round(s):")
+    ids = ", Ids scattered" if args.scatter_ids else ""
+    print(f"\n{args.leads:,} leads{ids}, initial sync, read API {args.read_api}, {args.rounds} round(s):")
     for name, values in found.items():
         print(f"  {name}: median {statistics.median(values):,.2f} {unit}, min {min(values):,.2f} "
               f"({', '.join(f'{v:,.2f}' for v in values)})")

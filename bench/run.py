@@ -85,9 +85,11 @@ def scenarios(small: bool) -> list[Scenario]:
 class Sim:
     """`syncd sim` in its own process."""
 
-    def __init__(self, leads: int, latency: bool, workdir: Path) -> None:
+    def __init__(self, leads: int, latency: bool, workdir: Path, scatter_ids: bool = False) -> None:
         args = [PY, "-m", "syncd", "sim", "--port", "0", "--leads", str(leads), "--seed", "42",
                 "--job-delay", str(JOB_DELAY) if latency else "0", "--bulk-delay", str(BULK_DELAY) if latency else "0"]
+        if scatter_ids:
+            args.append("--scatter-ids")
         if latency:
             args += ["--sf-latency", str(SF_LATENCY), "--cxone-latency", str(CX_LATENCY)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=workdir)

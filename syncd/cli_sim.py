@@ -30,13 +30,15 @@ def sim(
     overwrite: str = typer.Option("upsert", help="What forceOverwrite does: upsert | replace (the whole list)."),
     removal: str = typer.Option("removes", help="What removeProspects does: removes | fails | noop."),
     readd: str = typer.Option("reactivates", help="A removed record uploaded again: reactivates | stays-removed."),
+    scatter_ids: bool = typer.Option(False, "--scatter-ids", help="Lead Ids in no order by SystemModstamp, as in "
+                                     "an org whose leads were modified long after they were made."),
 ) -> None:
     """Start the Salesforce + CXone simulator alone and print a matching config."""
     from syncd.sim import SIM_SECRETS, Simulator
     from syncd.sim.faults import parse_fault
 
     try:
-        simulator = Simulator(leads=leads, seed=seed, job_delay=job_delay, port=port)
+        simulator = Simulator(leads=leads, seed=seed, job_delay=job_delay, port=port, scatter_ids=scatter_ids)
     except OSError as e:
         taken = e.errno == errno.EADDRINUSE
         say(f"syncd: 127.0.0.1:{port} " + ("is already in use (another `syncd sim`?); stop it, or pick another "

@@ -50,10 +50,11 @@ def _from_value(value: Any) -> Any:
 
 class Simulator:
     def __init__(self, *, leads: int = 0, seed: int = 1, job_delay: float = 0.5, port: int = 0,
-                 now: Callable[[], datetime] = _utcnow) -> None:
+                 now: Callable[[], datetime] = _utcnow, scatter_ids: bool = False) -> None:
         self.lock = threading.RLock()
         self.now = now
         self.seed = seed
+        self.scatter_ids = scatter_ids  # seeded leads' Ids in no order by SystemModstamp (data.generate)
         self.sf = sf.SalesforceSim(now=now, lock=self.lock)
         self.cx = cx.CXoneSim(now=now, lock=self.lock, job_delay=job_delay)
         self.faults = Faults()
@@ -171,7 +172,8 @@ class Simulator:
     # -- leads ------------------------------------------------------------------------------------------
     def seed_leads(self, count: int, seed: int) -> None:
         with self.lock:
-            self.sf.leads = {lead["Id"]: lead for lead in data.generate(count, seed, self.now())}
+            self.sf.leads = {lead["Id"]: lead for lead in data.generate(count, seed, self.now(),
+                                                                           scatter_ids=self.scatter_ids)}
             for lead in self.sf.leads.values():
                 link_owner(self.sf, lead)
             self.sf.reindex()

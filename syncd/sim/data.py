@@ -122,16 +122,24 @@ def make_lead(rng: random.Random, n: int, stamp: datetime) -> dict[str, Any]:
     return lead
 
 
-def generate(count: int, seed: int, now: datetime, start: int = 0) -> list[dict[str, Any]]:
-    """``count`` leads modified over the 90 days before ``now``; some share a second (bulk updates)."""
+def generate(count: int, seed: int, now: datetime, start: int = 0, scatter_ids: bool = False) -> list[dict[str, Any]]:
+    """``count`` leads modified over the 90 days before ``now``; some share a second (bulk updates).
+
+    By default a lead's Id follows its SystemModstamp, as in an org whose leads were each touched only
+    when made. ``scatter_ids`` deals the same Ids out in a shuffled order (a stream of its own: every
+    other field is as without it), as in an org whose leads were modified long after they were made
+    (assignment, scoring, marketing sync): read by SystemModstamp, their Ids come in no order."""
     rng = random.Random(seed)
+    numbers = list(range(start + 1, start + count + 1))
+    if scatter_ids:
+        random.Random(f"{seed}:ids").shuffle(numbers)
     leads = []
     stamp = now - timedelta(days=90)
     step = timedelta(days=90).total_seconds() / max(count, 1)
     for i in range(count):
         if rng.random() > 0.15:  # otherwise: same second as the previous row, as a bulk update leaves it
             stamp = now - timedelta(days=90) + timedelta(seconds=int(i * step))
-        leads.append(make_lead(rng, start + i + 1, stamp.replace(microsecond=0)))
+        leads.append(make_lead(rng, numbers[i], stamp.replace(microsecond=0)))
     return leads
 
 
