@@ -237,3 +237,16 @@ def test_syncd_sim_prints_urls_and_a_matching_config(api: str) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_scattered_ids_are_the_same_ids_in_no_order_by_systemmodstamp() -> None:
+    from syncd.sim.data import generate
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    plain, scattered = generate(2000, 7, now), generate(2000, 7, now, scatter_ids=True)
+    assert sorted(lead["Id"] for lead in plain) == sorted(lead["Id"] for lead in scattered)
+    assert [lead["Id"] for lead in plain] == sorted(lead["Id"] for lead in plain)  # Ids follow the stamps
+    assert [lead["Id"] for lead in scattered] != sorted(lead["Id"] for lead in scattered)
+    # The same random stream: each lead's drawn fields and stamp are as without it.
+    for field in ("SystemModstamp", "Status", "Phone", "DoNotCall", "LastName"):
+        assert [lead[field] for lead in plain] == [lead[field] for lead in scattered]
