@@ -52,6 +52,7 @@ class Scenario:
     latency: bool
     steps: list[Step]
     results: list[dict[str, Any]] = field(default_factory=list)
+    scatter_ids: bool = False  # the org's Ids in no order by SystemModstamp (syncd sim --scatter-ids)
 
 
 def scenarios(small: bool) -> list[Scenario]:
@@ -79,6 +80,12 @@ def scenarios(small: bool) -> list[Scenario]:
     chosen.append(Scenario(f"no latency, {big:,} leads, before issue 15", big, False, [
         Step("reference", step.label, step.change, read_api="rest", state="reference", repeat=step.repeat)
         for step in incremental]))
+    # The same org with its Ids in no order by SystemModstamp, as a real org's whose leads were modified after
+    # they were made: the initial sync's writes land where the Ids put them. syncd (its default and REST) and
+    # syncd before issue 15, each on it.
+    chosen.append(Scenario(f"no latency, {big:,} leads, Ids scattered", big, False, [
+        Step("syncd", "initial"), Step("syncd", "initial", read_api="rest", state="rest"),
+        Step("reference", "initial", read_api="rest", state="reference")], scatter_ids=True))
     return chosen
 
 
@@ -174,7 +181,7 @@ def run_scenario(sc: Scenario, workdir: Path, reference: Path | None) -> None:
     print(f"\n== {sc.name}", flush=True)
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    sim = Sim(sc.leads, sc.latency, workdir)
+    sim = Sim(sc.leads, sc.latency, workdir, scatter_ids=sc.scatter_ids)
     print(f"   simulator ready in {time.monotonic() - started:.0f}s at {sim.url}", flush=True)
     try:
         env = {**os.environ, **sim.env}
