@@ -59,7 +59,7 @@ def test_migrations_are_named_and_reopen_cleanly(store: Store) -> None:
     names = migration_names(store)
     assert names == ["m001_initial", "m002_parked_batch", "m003_daemon", "m004_batch_rows", "m005_batch_bodies",
                      "m006_pending_covering", "m007_closed_loop", "m008_full_refresh", "m009_bulk", "m010_row_hash",
-                     "m011_leads_by_arrival"]
+                     "m011_leads_by_arrival", "m012_skips_by_arrival"]
     store.close()
     again = Store(store.path)
     assert migration_names(again) == names
@@ -104,7 +104,7 @@ def test_an_older_schema_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -
     conn.execute("INSERT INTO batch_members (batch_id, lead_id, hash, payload) VALUES ('b1', 'L1', x'01', 'row')")
     conn.close()
     store = Store(path)
-    assert migration_names(store)[-1] == "m011_leads_by_arrival"
+    assert migration_names(store)[-1] == NAMES[-1]
     lead = store.lead("L1")
     assert store.lead_ids() == ["L1"]
     assert lead is not None
@@ -196,6 +196,28 @@ def test_m011_keeps_every_lead_as_it_was_and_orders_them_by_id(tmp_path: Path) -
     assert [r[0] for r in store.conn.execute("SELECT id FROM leads ORDER BY seq")] == ["L1", "L2", "L3", "L0"]
     assert store.stage_pending("r1", "remove", "r.csv", 10, run, T) == 1
     assert store.stage_pending("u9", "upsert", "u.csv", 10, run, T) == 1
+
+
+def test_m012_keeps_every_skip_and_finds_each_by_lead_id(tmp_path: Path) -> None:
+    path = tmp_path / "m011.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA application_id = {0x53594E43}")
+    migrations().apply(sqlite_utils.Database(conn), stop_before="m012_skips_by_arrival")
+    skips = [("L2", "status", "Nurturing", 3, "2024-05-01T00:00:00.000+0000"), ("L1", "do_not_call", "", 2, None),
+             ("L3", "invalid_phone", "", None, "2024-05-02T00:00:00.000+0000")]
+    conn.executemany("INSERT INTO skips (lead_id, reason, detail, run_id, modstamp) VALUES (?, ?, ?, ?, ?)", skips)
+    conn.close()
+    store = Store(path)
+    assert [tuple(r.values()) for r in store.skips()] == sorted(skips, key=lambda s: (s[1], s[0]))
+    assert store.counts()["skipped"] == {"do_not_call": 1, "invalid_phone": 1, "status": 1}
+    with pytest.raises(sqlite3.IntegrityError):  # a lead still has one skip
+        store.conn.execute("INSERT INTO skips (lead_id, reason) VALUES ('L1', 'status')")
+    # A lead read again as skipped for another reason keeps one row, the new reason; one that turns
+    # callable loses it.
+    run = store.start_run(1, T)
+    store.apply_page([LeadUpdate("L2", None, reason="converted"), LeadUpdate("L3", None, h("3"), "row3")], run,
+                     None, None, None, None)
+    assert store.skip_reasons() == {"L1": "do_not_call", "L2": "converted"}
 
 
 def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:

@@ -319,7 +319,6 @@ def m010_row_hash(db: sqlite_utils.Database) -> None:
                             [(_row_hash_v2(row), batch_id, lead_id) for lead_id, row in rows.items()])
 
 
-
 @migration
 def m011_leads_by_arrival(db: sqlite_utils.Database) -> None:
     """Lead rows in the order syncd first stored them (``seq``), found by id through a unique index.
@@ -331,23 +330,10 @@ def m011_leads_by_arrival(db: sqlite_utils.Database) -> None:
     only the narrow id index takes a scattered insert. Existing rows keep their id order."""
     db.executescript("""
     CREATE TABLE leads_by_arrival (
-        seq INTEGER PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
-        seen_hash BLOB,
-        acked_hash BLOB,
-        payload TEXT,
-        batch_id TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        parked TEXT,
-        modstamp TEXT,
-        parked_batch TEXT,
-        phone TEXT,
-        expires_on TEXT,
-        acked_batch TEXT,
-        removed_at TEXT,
-        misses INTEGER NOT NULL DEFAULT 0,
-        drift TEXT,
-        seen_window INTEGER
+        seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, seen_hash BLOB, acked_hash BLOB, payload TEXT,
+        batch_id TEXT, attempts INTEGER NOT NULL DEFAULT 0, parked TEXT, modstamp TEXT, parked_batch TEXT,
+        phone TEXT, expires_on TEXT, acked_batch TEXT, removed_at TEXT, misses INTEGER NOT NULL DEFAULT 0,
+        drift TEXT, seen_window INTEGER
     );
     INSERT INTO leads_by_arrival (id, seen_hash, acked_hash, payload, batch_id, attempts, parked, modstamp,
         parked_batch, phone, expires_on, acked_batch, removed_at, misses, drift, seen_window)
@@ -361,6 +347,24 @@ def m011_leads_by_arrival(db: sqlite_utils.Database) -> None:
     CREATE INDEX leads_expiry ON leads (expires_on) WHERE expires_on IS NOT NULL;
     CREATE INDEX leads_removed ON leads (removed_at) WHERE removed_at IS NOT NULL;
     CREATE INDEX leads_parked ON leads (parked) WHERE parked IS NOT NULL;
+    """)
+
+
+@migration
+def m012_skips_by_arrival(db: sqlite_utils.Database) -> None:
+    """The skip audit in the order first stored, found by lead id through a unique index (as m011 did for
+    leads): a page's skipped leads are appended, and ``skips_reason`` takes each in reason then arrival
+    order, instead of two scattered inserts a skip (the table and the reason index, both by lead id)."""
+    db.executescript("""
+    CREATE TABLE skips_by_arrival (
+        seq INTEGER PRIMARY KEY, lead_id TEXT NOT NULL UNIQUE, reason TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '', run_id INTEGER, modstamp TEXT
+    );
+    INSERT INTO skips_by_arrival (lead_id, reason, detail, run_id, modstamp)
+    SELECT lead_id, reason, detail, run_id, modstamp FROM skips ORDER BY lead_id;
+    DROP TABLE skips;
+    ALTER TABLE skips_by_arrival RENAME TO skips;
+    CREATE INDEX skips_reason ON skips (reason);
     """)
 
 
