@@ -215,9 +215,12 @@ def test_m012_keeps_every_skip_and_finds_each_by_lead_id(tmp_path: Path) -> None
     # A lead read again as skipped for another reason keeps one row, the new reason; one that turns
     # callable loses it.
     run = store.start_run(1, T)
+    seq = dict(store.conn.execute("SELECT lead_id, seq FROM skips").fetchall())
     store.apply_page([LeadUpdate("L2", None, reason="converted"), LeadUpdate("L3", None, h("3"), "row3")], run,
                      None, None, None, None)
     assert store.skip_reasons() == {"L1": "do_not_call", "L2": "converted"}
+    # Rewritten where it was (a full refresh rewrites every skip: in place, not appended anew).
+    assert dict(store.conn.execute("SELECT lead_id, seq FROM skips").fetchall()) == {k: seq[k] for k in ("L1", "L2")}
 
 
 def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:

@@ -123,8 +123,11 @@ class LeadQueries(WindowQueries):
         # removal that verification has not confirmed yet keeps its row).
         c.executemany("DELETE FROM leads WHERE id = ? AND seen_hash IS NULL AND acked_hash IS NULL "
                       "AND batch_id IS NULL AND removed_at IS NULL", [(i,) for i in tracked])
+        # In place (its seq kept): a full refresh rewrites each skip where the initial read appended it.
         c.executemany(
-            "INSERT OR REPLACE INTO skips (lead_id, reason, detail, run_id, modstamp) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO skips (lead_id, reason, detail, run_id, modstamp) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (lead_id) DO UPDATE SET reason = excluded.reason, detail = excluded.detail, "
+            "run_id = excluded.run_id, modstamp = excluded.modstamp",
             [(u.lead_id, u.reason, u.detail, run_id, u.modstamp) for u in skipped if u.lead_id not in same_skips])
         c.execute("UPDATE runs SET read = read + ?, skipped = skipped + ? WHERE id = ?", (*counts, run_id))
         return counts
