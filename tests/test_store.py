@@ -43,6 +43,14 @@ def migration_names(store: Store) -> list[str]:
     return [r[0] for r in store.conn.execute("SELECT name FROM _sqlite_migrations ORDER BY rowid")]
 
 
+def state_before(path: Path, migration: str) -> sqlite3.Connection:
+    """A syncd state file as a release before ``migration`` left it (every migration before it applied)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA application_id = {0x53594E43}")
+    migrations().apply(sqlite_utils.Database(conn), stop_before=migration)
+    return conn
+
+
 def test_pragmas_and_permissions(store: Store) -> None:
     assert pragma(store, "journal_mode") == "wal"
     assert pragma(store, "synchronous") == 2  # FULL
@@ -94,10 +102,7 @@ def test_a_start_on_an_up_to_date_state_does_not_import_sqlite_utils(tmp_path: P
 
 def test_an_older_schema_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(f"PRAGMA application_id = {0x53594E43}")
-    db = sqlite_utils.Database(conn)
-    migrations().apply(db, stop_before="m002_parked_batch")  # the state as the first release left it
+    conn = state_before(path, "m002_parked_batch")  # the state as the first release left it
     conn.execute("INSERT INTO leads (id, seen_hash, payload) VALUES ('L1', x'01', 'row')")
     conn.execute("INSERT INTO batches (id, kind, state, file_name, rows, created_at) "
                  "VALUES ('b1', 'upsert', 'staged', 'f.csv', 1, '')")
@@ -115,9 +120,7 @@ def test_an_older_schema_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -
 
 def test_batches_open_at_m004_keep_their_exact_rows_through_m005(tmp_path: Path) -> None:
     path = tmp_path / "m004.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(f"PRAGMA application_id = {0x53594E43}")
-    migrations().apply(sqlite_utils.Database(conn), stop_before="m005_batch_bodies")
+    conn = state_before(path, "m005_batch_bodies")
     rows = {"b1": {"L2": 'L2,+14155552671,"Smith, Jo"', "L1": "L1,+14155552672,Zoë"}, "b2": {"L3": "L3,+1,x"}}
     for batch_id, members in rows.items():
         conn.execute("INSERT INTO batches (id, kind, state, file_name, rows, created_at) "
@@ -140,9 +143,7 @@ def test_batches_open_at_m004_keep_their_exact_rows_through_m005(tmp_path: Path)
 
 def test_m010_rehashes_each_digest_from_the_row_stored_beside_it(tmp_path: Path) -> None:
     path = tmp_path / "m009.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(f"PRAGMA application_id = {0x53594E43}")
-    migrations().apply(sqlite_utils.Database(conn), stop_before="m010_row_hash")
+    conn = state_before(path, "m010_row_hash")
     old = {name: bytes([n]) * 16 for n, name in enumerate(("current", "dirty", "acked", "staged", "gone"), 1)}
     leads = [("current", old["current"], old["current"], "row-c", None),  # CXone holds the current row
              ("changed", old["dirty"], old["acked"], "row-d", None),  # content changed since CXone confirmed it
@@ -168,9 +169,7 @@ def test_m010_rehashes_each_digest_from_the_row_stored_beside_it(tmp_path: Path)
 
 def test_m011_keeps_every_lead_as_it_was_and_orders_them_by_id(tmp_path: Path) -> None:
     path = tmp_path / "m010.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(f"PRAGMA application_id = {0x53594E43}")
-    migrations().apply(sqlite_utils.Database(conn), stop_before="m011_leads_by_arrival")
+    conn = state_before(path, "m011_leads_by_arrival")
     columns = [r[1] for r in conn.execute("PRAGMA table_info(leads)")]
     leads = [("L3", h("3"), h("3"), "row3", None, 0, None, "2024-05-01T00:00:00.000+0000", None, "+14155550103",
               "2024-06-01", "u1", None, 0, None, 7),  # on the list
@@ -200,9 +199,7 @@ def test_m011_keeps_every_lead_as_it_was_and_orders_them_by_id(tmp_path: Path) -
 
 def test_m012_keeps_every_skip_and_finds_each_by_lead_id(tmp_path: Path) -> None:
     path = tmp_path / "m011.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(f"PRAGMA application_id = {0x53594E43}")
-    migrations().apply(sqlite_utils.Database(conn), stop_before="m012_skips_by_arrival")
+    conn = state_before(path, "m012_skips_by_arrival")
     skips = [("L2", "status", "Nurturing", 3, "2024-05-01T00:00:00.000+0000"), ("L1", "do_not_call", "", 2, None),
              ("L3", "invalid_phone", "", None, "2024-05-02T00:00:00.000+0000")]
     conn.executemany("INSERT INTO skips (lead_id, reason, detail, run_id, modstamp) VALUES (?, ?, ?, ?, ?)", skips)
